@@ -1,0 +1,188 @@
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+)
+
+// Kind is what a path was in one snapshot. Deleted marks the snapshot in
+// which a path stopped existing. The values are stored and never change.
+type Kind uint8
+
+const (
+	KindDeleted Kind = 0
+	KindFile    Kind = 1
+	KindDir     Kind = 2
+	KindSymlink Kind = 3
+	KindOther   Kind = 4 // FIFO, device
+)
+
+// HistoryRow records that a path was new, changed or deleted in a snapshot
+// relative to the snapshot's parent.
+type HistoryRow struct {
+	Source   string
+	Path     string // slash-separated, relative to the source root; "" is the root
+	Time     int64  // the snapshot's time, ns since the epoch
+	Snapshot blob.ID
+
+	Kind    Kind
+	Size    uint64
+	Mtime   int64
+	Content blob.ID // hash of the content (files: of the chunk list); equal content, equal hash
+}
+
+const historyValueSize = 1 + 8 + 8 + blob.IDSize
+
+func (r *HistoryRow) encodeValue() []byte {
+	v := make([]byte, 0, historyValueSize)
+	v = append(v, byte(r.Kind))
+	v = binary.BigEndian.AppendUint64(v, r.Size)
+	v = binary.BigEndian.AppendUint64(v, uint64(r.Mtime))
+	return append(v, r.Content[:]...)
+}
+
+func (r *HistoryRow) decodeValue(v []byte) error {
+	if len(v) != historyValueSize {
+		return fmt.Errorf("index: history value of %d bytes, want %d", len(v), historyValueSize)
+	}
+	r.Kind = Kind(v[0])
+	r.Size = binary.BigEndian.Uint64(v[1:])
+	r.Mtime = int64(binary.BigEndian.Uint64(v[9:]))
+	copy(r.Content[:], v[17:])
+	return nil
+}
+
+// HistoryBatch collects history rows of one snapshot. Rows are written in
+// bounded batches so that a backup of millions of files never holds them all.
+type HistoryBatch struct {
+	d *DB
+	b *pebble.Batch
+	n int
+}
+
+// NewHistoryBatch starts a batch of history rows.
+func (d *DB) NewHistoryBatch() *HistoryBatch { return &HistoryBatch{d: d, b: d.db.NewBatch()} }
+
+const historyBatchRows = 10000
+
+// Put adds a row, committing (without sync) every historyBatchRows rows.
+func (h *HistoryBatch) Put(r *HistoryRow) error {
+	if err := h.b.Set(historyKey(r.Source, r.Path, r.Time, r.Snapshot), r.encodeValue(), nil); err != nil {
+		return err
+	}
+	h.n++
+	if h.n < historyBatchRows {
+		return nil
+	}
+	if err := h.b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	h.b.Close()
+	h.b, h.n = h.d.db.NewBatch(), 0
+	return nil
+}
+
+// Commit writes the remaining rows and syncs: history rows are rebuildable
+// from snapshots, but a snapshot whose rows are lost would show a gap in
+// the history view until the next rebuild.
+func (h *HistoryBatch) Commit() error {
+	defer h.b.Close()
+	return h.b.Commit(pebble.Sync)
+}
+
+// Abort discards rows not yet committed.
+func (h *HistoryBatch) Abort() { h.b.Close() }
+
+// History calls fn for every row of exactly this path, oldest first.
+func (d *DB) History(source, path string, fn func(*HistoryRow) error) error {
+	prefix := historyPathKey(nil, source, path)
+	return d.scan(prefix, func(k, v []byte) error {
+		rest := k[len(prefix):]
+		if len(rest) != 8+blob.IDSize {
+			return fmt.Errorf("index: history key of unexpected length")
+		}
+		r := &HistoryRow{Source: source, Path: path}
+		r.Time = int64(binary.BigEndian.Uint64(rest) ^ (1 << 63))
+		copy(r.Snapshot[:], rest[8:])
+		if err := r.decodeValue(v); err != nil {
+			return err
+		}
+		return fn(r)
+	})
+}
+
+// HistoryChildren calls fn once for each name that was ever a direct child
+// of dir in source, in byte order. It visits one key per child: after a
+// child it seeks past that child's whole subtree.
+func (d *DB) HistoryChildren(source, dir string, fn func(name string) error) error {
+	prefix := []byte{prefixHistory}
+	prefix = append(prefix, source...)
+	prefix = append(prefix, 0)
+	prefix = appendComponents(prefix, dir)
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; {
+		rest := it.Key()[len(prefix):]
+		end := bytes.IndexByte(rest, 0)
+		if end <= 0 { // a row of dir itself
+			ok = it.SeekGE(append(append([]byte(nil), prefix...), 1))
+			continue
+		}
+		name := string(rest[:end])
+		if err := fn(name); err != nil {
+			return err
+		}
+		// name followed by 0x01 sorts after every key of name's subtree.
+		next := append(append(append([]byte(nil), prefix...), name...), 1)
+		ok = it.SeekGE(next)
+	}
+	return it.Error()
+}
+
+// HistorySources calls fn for every source with history rows.
+func (d *DB) HistorySources(fn func(source string) error) error {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixHistory}, UpperBound: []byte{prefixHistory + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; {
+		rest := it.Key()[1:]
+		end := bytes.IndexByte(rest, 0)
+		if end < 0 {
+			return fmt.Errorf("index: malformed history key")
+		}
+		if err := fn(string(rest[:end])); err != nil {
+			return err
+		}
+		ok = it.SeekGE(append(append([]byte{prefixHistory}, rest[:end]...), 1))
+	}
+	return it.Error()
+}
+
+// DeleteHistory removes every history row of one snapshot in source; used by
+// forget. It scans the source's rows: cost grows with the source's history,
+// memory does not.
+func (d *DB) DeleteHistory(source string, snap blob.ID) error {
+	prefix := append(append([]byte{prefixHistory}, source...), 0)
+	b := d.db.NewBatch()
+	defer b.Close()
+	err := d.scan(prefix, func(k, _ []byte) error {
+		if bytes.HasSuffix(k, snap[:]) {
+			return b.Delete(append([]byte(nil), k...), nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}

@@ -1,0 +1,343 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+)
+
+// Location says where a blob's stored bytes are.
+type Location struct {
+	Pack        blob.ID
+	Offset      uint32
+	Length      uint32 // stored (compressed, sealed) bytes
+	RawLength   uint32 // plaintext bytes
+	Compression uint8
+}
+
+// BlobEntry is one blob with its location.
+type BlobEntry struct {
+	Type blob.Type
+	ID   blob.ID
+	Location
+}
+
+// PackInfo summarises one pack.
+type PackInfo struct {
+	ID    blob.ID
+	Size  int64
+	Count uint32
+}
+
+const locationSize = blob.IDSize + 4 + 4 + 4 + 1
+
+func (l Location) encode() []byte {
+	v := make([]byte, 0, locationSize)
+	v = append(v, l.Pack[:]...)
+	v = binary.BigEndian.AppendUint32(v, l.Offset)
+	v = binary.BigEndian.AppendUint32(v, l.Length)
+	v = binary.BigEndian.AppendUint32(v, l.RawLength)
+	return append(v, l.Compression)
+}
+
+func decodeLocation(v []byte) (Location, error) {
+	var l Location
+	if len(v) != locationSize {
+		return l, fmt.Errorf("index: blob location of %d bytes, want %d", len(v), locationSize)
+	}
+	copy(l.Pack[:], v)
+	v = v[blob.IDSize:]
+	l.Offset = binary.BigEndian.Uint32(v)
+	l.Length = binary.BigEndian.Uint32(v[4:])
+	l.RawLength = binary.BigEndian.Uint32(v[8:])
+	l.Compression = v[12]
+	return l, nil
+}
+
+// ErrLocked is returned by Open when another process holds the index.
+var ErrLocked = errors.New("index is in use by another process")
+
+// DB is an open index. Its methods are safe for concurrent use.
+type DB struct {
+	db        *pebble.DB
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Options bound the index's memory; zero values take small defaults so that
+// the index's footprint does not grow with the repository.
+type Options struct {
+	CacheSize    int64  // block cache, default 8 MiB
+	MemTableSize uint64 // default 4 MiB
+}
+
+// Open opens or creates the index in dir. An index written with another
+// schema version is reported as ErrStale so the caller can rebuild it.
+func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
+	if o.CacheSize == 0 {
+		o.CacheSize = 8 << 20
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 4 << 20
+	}
+	if err := fs.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	lock, err := pebble.LockDirectory(dir, fs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrLocked, err)
+	}
+	defer lock.Close() // Open takes its own reference
+	db, err := pebble.Open(dir, &pebble.Options{
+		FS:                 fs,
+		Lock:               lock,
+		CacheSize:          o.CacheSize,
+		MemTableSize:       o.MemTableSize,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             quietLogger{},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w", dir, err)
+	}
+	d := &DB{db: db}
+	if err := d.checkVersion(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// ErrStale says the index on disk has another schema version.
+var ErrStale = errors.New("index has another schema version and must be rebuilt")
+
+func (d *DB) checkVersion() error {
+	v, closer, err := d.db.Get(versionKey())
+	if errors.Is(err, pebble.ErrNotFound) {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], SchemaVersion)
+		return d.db.Set(versionKey(), b[:], pebble.Sync)
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if len(v) != 4 || binary.BigEndian.Uint32(v) != SchemaVersion {
+		return ErrStale
+	}
+	return nil
+}
+
+// Close releases the index; it is safe to call more than once. It flushes
+// nothing extra: every durable write was already committed with Sync.
+func (d *DB) Close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.db.Close() })
+	return d.closeErr
+}
+
+// Lookup returns where the blob is stored.
+func (d *DB) Lookup(t blob.Type, id blob.ID) (Location, bool, error) {
+	v, closer, err := d.db.Get(blobKey(t, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Location{}, false, nil
+	}
+	if err != nil {
+		return Location{}, false, err
+	}
+	defer closer.Close()
+	l, err := decodeLocation(v)
+	return l, err == nil, err
+}
+
+// AddPack records a pack that is durable in the repository, with all its
+// blobs, in one synced batch: it is the "index batch committed" step of the
+// durability order. listed says whether an index segment already covers the
+// pack (true when rebuilding from segments); otherwise the pack is marked
+// unlisted until MarkListed.
+func (d *DB) AddPack(p PackInfo, entries []BlobEntry, listed bool) error {
+	b := d.db.NewBatch()
+	defer b.Close()
+	for _, e := range entries {
+		if err := b.Set(blobKey(e.Type, e.ID), e.Location.encode(), nil); err != nil {
+			return err
+		}
+	}
+	var v [12]byte
+	binary.BigEndian.PutUint64(v[:], uint64(p.Size))
+	binary.BigEndian.PutUint32(v[8:], p.Count)
+	if err := b.Set(idKey(prefixPack, p.ID), v[:], nil); err != nil {
+		return err
+	}
+	if !listed {
+		if err := b.Set(idKey(prefixUnlisted, p.ID), nil, nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// MarkListed records that segment is merged into this index and that it
+// covers packs.
+func (d *DB) MarkListed(segment blob.ID, packs []blob.ID) error {
+	b := d.db.NewBatch()
+	defer b.Close()
+	for _, p := range packs {
+		if err := b.Delete(idKey(prefixUnlisted, p), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(idKey(prefixSegment, segment), nil, nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// HasSegment reports whether segment was merged into this index.
+func (d *DB) HasSegment(segment blob.ID) (bool, error) {
+	return d.has(idKey(prefixSegment, segment))
+}
+
+// HasPack reports whether the pack is known.
+func (d *DB) HasPack(pack blob.ID) (bool, error) { return d.has(idKey(prefixPack, pack)) }
+
+func (d *DB) has(key []byte) (bool, error) {
+	_, closer, err := d.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
+}
+
+// Pack returns what the index knows of a pack.
+func (d *DB) Pack(id blob.ID) (PackInfo, bool, error) {
+	v, closer, err := d.db.Get(idKey(prefixPack, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return PackInfo{}, false, nil
+	}
+	if err != nil {
+		return PackInfo{}, false, err
+	}
+	defer closer.Close()
+	p, err := decodePackInfo(id, v)
+	return p, err == nil, err
+}
+
+func decodePackInfo(id blob.ID, v []byte) (PackInfo, error) {
+	if len(v) != 12 {
+		return PackInfo{}, fmt.Errorf("index: pack record of %d bytes", len(v))
+	}
+	return PackInfo{ID: id, Size: int64(binary.BigEndian.Uint64(v)), Count: binary.BigEndian.Uint32(v[8:])}, nil
+}
+
+// scan calls fn for every key with the given prefix, in key order, with an
+// iterator bounded to the prefix. The slices are only valid during the call.
+func (d *DB) scan(prefix []byte, fn func(k, v []byte) error) error {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err == nil {
+			err = fn(it.Key(), v)
+		}
+		if err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return err
+	}
+	return it.Close()
+}
+
+func idFrom(k []byte, skip int) blob.ID {
+	var id blob.ID
+	copy(id[:], k[skip:])
+	return id
+}
+
+// Packs calls fn for every known pack, ordered by ID.
+func (d *DB) Packs(fn func(PackInfo) error) error {
+	return d.scan([]byte{prefixPack}, func(k, v []byte) error {
+		p, err := decodePackInfo(idFrom(k, 1), v)
+		if err != nil {
+			return err
+		}
+		return fn(p)
+	})
+}
+
+// UnlistedPacks calls fn for every pack no index segment covers yet.
+func (d *DB) UnlistedPacks(fn func(blob.ID) error) error {
+	return d.scan([]byte{prefixUnlisted}, func(k, _ []byte) error { return fn(idFrom(k, 1)) })
+}
+
+// Segments calls fn for every merged index segment.
+func (d *DB) Segments(fn func(blob.ID) error) error {
+	return d.scan([]byte{prefixSegment}, func(k, _ []byte) error { return fn(idFrom(k, 1)) })
+}
+
+// Blobs calls fn for every blob, ordered by type then ID.
+func (d *DB) Blobs(fn func(BlobEntry) error) error {
+	return d.scan([]byte{prefixBlob}, func(k, v []byte) error {
+		if len(k) != 2+blob.IDSize {
+			return fmt.Errorf("index: blob key of %d bytes", len(k))
+		}
+		l, err := decodeLocation(v)
+		if err != nil {
+			return err
+		}
+		return fn(BlobEntry{Type: blob.Type(k[1]), ID: idFrom(k, 2), Location: l})
+	})
+}
+
+// SetRemote records that the named remote holds pack.
+func (d *DB) SetRemote(remote string, pack blob.ID) error {
+	return d.db.Set(remoteKey(remote, pack), nil, pebble.NoSync)
+}
+
+// OnRemote reports whether the named remote is known to hold pack.
+func (d *DB) OnRemote(remote string, pack blob.ID) (bool, error) {
+	return d.has(remoteKey(remote, pack))
+}
+
+// PutSnapshot caches a snapshot record's plaintext.
+func (d *DB) PutSnapshot(id blob.ID, record []byte) error {
+	return d.db.Set(idKey(prefixSnapshot, id), record, pebble.Sync)
+}
+
+// DeleteSnapshot drops a snapshot from the cache.
+func (d *DB) DeleteSnapshot(id blob.ID) error {
+	return d.db.Delete(idKey(prefixSnapshot, id), pebble.Sync)
+}
+
+// Snapshots calls fn for every cached snapshot record.
+func (d *DB) Snapshots(fn func(id blob.ID, record []byte) error) error {
+	return d.scan([]byte{prefixSnapshot}, func(k, v []byte) error { return fn(idFrom(k, 1), v) })
+}
+
+// quietLogger keeps Pebble's informational chatter out of the user's
+// terminal; errors still surface through returned errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(format string, args ...interface{}) {
+	slog.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (quietLogger) Errorf(format string, args ...interface{}) {
+	slog.Warn(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (quietLogger) Fatalf(format string, args ...interface{}) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

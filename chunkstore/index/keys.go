@@ -1,0 +1,115 @@
+// Package index is the repository's local Pebble index: where every blob is,
+// what every pack holds, which snapshots exist, and the per-file history rows.
+// It is a cache: everything in it can be rebuilt from the repository's packs,
+// index segments and snapshot records.
+//
+// # Key schema (version 1)
+//
+// Every key starts with a one-byte prefix. Integers are big-endian and fixed
+// width so that byte order is numeric order; signed times are stored with the
+// sign bit flipped so that times before 1970 sort first.
+//
+//	"v"                                   → schema version, uint32
+//	"b" type(1) blobID(32)                → packID(32) offset(4) length(4) rawLength(4) compression(1)
+//	"p" packID(32)                        → size(8) blobCount(4)
+//	"u" packID(32)                        → (empty) pack not yet listed in an index segment
+//	"g" segmentID(32)                     → (empty) index segment already merged into this index
+//	"r" remote(len-prefixed) packID(32)   → (empty) the named remote holds this pack
+//	"s" snapshotID(32)                    → encrypted-then-decrypted snapshot record bytes (summary cache)
+//	"h" source 0x00 path time(8) snapID(32) → history row value, see HistoryRow
+//
+// A history path is encoded as its components, each followed by 0x00, then
+// one more 0x00. Components are never empty and contain no 0x00, so the byte
+// after a directory's components is 0x00 for rows of the directory itself
+// and the first byte of a child's name otherwise: the children of a
+// directory are one prefix scan, and one child's whole subtree can be skipped
+// with a single seek (see HistoryChildren).
+package index
+
+import (
+	"encoding/binary"
+	"strings"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+)
+
+// SchemaVersion is stored under "v"; an index of another version is
+// rebuilt, never read.
+const SchemaVersion = 1
+
+const (
+	prefixVersion  = 'v'
+	prefixBlob     = 'b'
+	prefixPack     = 'p'
+	prefixUnlisted = 'u'
+	prefixSegment  = 'g'
+	prefixRemote   = 'r'
+	prefixSnapshot = 's'
+	prefixHistory  = 'h'
+)
+
+func versionKey() []byte { return []byte{prefixVersion} }
+
+func blobKey(t blob.Type, id blob.ID) []byte {
+	k := make([]byte, 0, 2+blob.IDSize)
+	k = append(k, prefixBlob, byte(t))
+	return append(k, id[:]...)
+}
+
+func idKey(prefix byte, id blob.ID) []byte {
+	k := make([]byte, 0, 1+blob.IDSize)
+	k = append(k, prefix)
+	return append(k, id[:]...)
+}
+
+func remoteKey(remote string, pack blob.ID) []byte {
+	k := remotePrefix(remote)
+	return append(k, pack[:]...)
+}
+
+func remotePrefix(remote string) []byte {
+	k := make([]byte, 0, 3+len(remote)+blob.IDSize)
+	k = append(k, prefixRemote)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(remote)))
+	return append(k, remote...)
+}
+
+// historyPathKey appends the encoded components of path (slash-separated,
+// relative, "" for the root) followed by the terminating 0x00.
+func historyPathKey(k []byte, source, path string) []byte {
+	k = append(k, prefixHistory)
+	k = append(k, source...)
+	k = append(k, 0)
+	k = appendComponents(k, path)
+	return append(k, 0)
+}
+
+// appendComponents appends each component of path followed by 0x00.
+func appendComponents(k []byte, path string) []byte {
+	for _, c := range strings.Split(path, "/") {
+		if c == "" {
+			continue
+		}
+		k = append(k, c...)
+		k = append(k, 0)
+	}
+	return k
+}
+
+func historyKey(source, path string, t int64, snap blob.ID) []byte {
+	k := historyPathKey(make([]byte, 0, 64+len(path)), source, path)
+	k = binary.BigEndian.AppendUint64(k, uint64(t)^(1<<63))
+	return append(k, snap[:]...)
+}
+
+// prefixEnd returns the smallest key greater than every key starting with p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // p is all 0xff: no upper bound
+}
