@@ -66,6 +66,9 @@ var ErrLocked = errors.New("index is in use by another process")
 
 // DB is an open index. Its methods are safe for concurrent use.
 type DB struct {
+	// Created is true when Open found no index and made an empty one.
+	Created bool
+
 	db        *pebble.DB
 	closeOnce sync.Once
 	closeErr  error
@@ -120,6 +123,7 @@ var ErrStale = errors.New("index has another schema version and must be rebuilt"
 func (d *DB) checkVersion() error {
 	v, closer, err := d.db.Get(versionKey())
 	if errors.Is(err, pebble.ErrNotFound) {
+		d.Created = true
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], SchemaVersion)
 		return d.db.Set(versionKey(), b[:], pebble.Sync)
@@ -157,12 +161,45 @@ func (d *DB) Lookup(t blob.Type, id blob.ID) (Location, bool, error) {
 
 // AddPack records a pack that is durable in the repository, with all its
 // blobs, in one synced batch: it is the "index batch committed" step of the
-// durability order. listed says whether an index segment already covers the
-// pack (true when rebuilding from segments); otherwise the pack is marked
-// unlisted until MarkListed.
-func (d *DB) AddPack(p PackInfo, entries []BlobEntry, listed bool) error {
+// durability order. The pack stays marked unlisted until MarkListed.
+func (d *DB) AddPack(p PackInfo, entries []BlobEntry) error {
 	b := d.db.NewBatch()
 	defer b.Close()
+	if err := addPack(b, p, entries); err != nil {
+		return err
+	}
+	if err := b.Set(idKey(prefixUnlisted, p.ID), nil, nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// PackBlobs is one pack with its blobs.
+type PackBlobs struct {
+	PackInfo
+	Blobs []BlobEntry
+}
+
+// AddSegment merges an index segment: its packs and blobs, and the record
+// that the segment is merged, in one synced batch.
+func (d *DB) AddSegment(segment blob.ID, packs []PackBlobs) error {
+	b := d.db.NewBatch()
+	defer b.Close()
+	for _, p := range packs {
+		if err := addPack(b, p.PackInfo, p.Blobs); err != nil {
+			return err
+		}
+		if err := b.Delete(idKey(prefixUnlisted, p.ID), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(idKey(prefixSegment, segment), nil, nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+func addPack(b *pebble.Batch, p PackInfo, entries []BlobEntry) error {
 	for _, e := range entries {
 		if err := b.Set(blobKey(e.Type, e.ID), e.Location.encode(), nil); err != nil {
 			return err
@@ -171,15 +208,7 @@ func (d *DB) AddPack(p PackInfo, entries []BlobEntry, listed bool) error {
 	var v [12]byte
 	binary.BigEndian.PutUint64(v[:], uint64(p.Size))
 	binary.BigEndian.PutUint32(v[8:], p.Count)
-	if err := b.Set(idKey(prefixPack, p.ID), v[:], nil); err != nil {
-		return err
-	}
-	if !listed {
-		if err := b.Set(idKey(prefixUnlisted, p.ID), nil, nil); err != nil {
-			return err
-		}
-	}
-	return b.Commit(pebble.Sync)
+	return b.Set(idKey(prefixPack, p.ID), v[:], nil)
 }
 
 // MarkListed records that segment is merged into this index and that it

@@ -33,7 +33,7 @@ func TestPackAndLookup(t *testing.T) {
 		{Type: blob.Data, ID: id(1), Location: Location{Pack: id(9), Offset: 0, Length: 100, RawLength: 200, Compression: 1}},
 		{Type: blob.Tree, ID: id(2), Location: Location{Pack: id(9), Offset: 100, Length: 50, RawLength: 50}},
 	}
-	if err := d.AddPack(PackInfo{ID: id(9), Size: 170, Count: 2}, entries, false); err != nil {
+	if err := d.AddPack(PackInfo{ID: id(9), Size: 170, Count: 2}, entries); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {

@@ -46,23 +46,41 @@ func (b *Backend) save(ctx context.Context, name string, rd io.ReaderAt, size in
 		return err
 	}
 	dir := parentOf(name)
-	if err := b.ensureDir(dir); err != nil {
-		return fmt.Errorf("create directory: %w", err)
+	return b.inDir(dir, func() error {
+		tmp, err := b.writeTemp(ctx, dir, rd, size)
+		if err != nil {
+			return err
+		}
+		if err := b.fs.Rename(tmp, b.path(name)); err != nil {
+			// Best effort: a leftover temp file is hidden from List and
+			// costs only space.
+			_ = b.fs.Remove(tmp)
+			return err
+		}
+		if err := syncDir(b.fs, b.path(dir)); err != nil {
+			return fmt.Errorf("sync directory: %w", err)
+		}
+		return nil
+	})
+}
+
+// inDir runs fn after making sure dir exists. The set of directories known
+// to exist is a cache; when something removed a directory behind our back
+// (an operator cleaning up, a test), fn fails with ENOENT and is retried
+// once after the directory is created again.
+func (b *Backend) inDir(dir string, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		if err := b.ensureDir(dir); err != nil {
+			return fmt.Errorf("create directory: %w", err)
+		}
+		err := fn()
+		if attempt > 0 || !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		for d := dir; d != ""; d = parentOf(d) {
+			b.durableDirs.Delete(d)
+		}
 	}
-	tmp, err := b.writeTemp(ctx, dir, rd, size)
-	if err != nil {
-		return err
-	}
-	if err := b.fs.Rename(tmp, b.path(name)); err != nil {
-		// Best effort: a leftover temp file is hidden from List and costs
-		// only space.
-		_ = b.fs.Remove(tmp)
-		return err
-	}
-	if err := syncDir(b.fs, b.path(dir)); err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	return nil
 }
 
 // writeTemp returns the path of a fully written and fsynced temporary file
@@ -137,15 +155,20 @@ func (b *Backend) saveFile(ctx context.Context, name, path string) error {
 		return err
 	}
 	dir := parentOf(name)
-	if err := b.ensureDir(dir); err != nil {
-		return fmt.Errorf("create directory: %w", err)
-	}
-	err := b.fs.Rename(path, b.path(name))
-	if errors.Is(err, syscall.EXDEV) {
-		return b.copyFile(ctx, name, path)
-	}
+	var copied bool
+	err := b.inDir(dir, func() error {
+		err := b.fs.Rename(path, b.path(name))
+		if errors.Is(err, syscall.EXDEV) {
+			copied = true
+			return nil
+		}
+		return err
+	})
 	if err != nil {
 		return err
+	}
+	if copied {
+		return b.copyFile(ctx, name, path)
 	}
 	if err := syncDir(b.fs, b.path(dir)); err != nil {
 		return fmt.Errorf("sync directory: %w", err)

@@ -16,9 +16,17 @@ import (
 // an *UnsupportedTypeError, so the caller can report what it skipped.
 // Other errors are *os.PathError naming the failed call.
 //
-// Read does not change atime; reading the content later does unless the
-// file is opened with O_NOATIME.
+// Read does not change atime, except a symlink's: readlink(2) updates it and
+// nothing can prevent that. See ReadKnownTarget.
 func Read(path string, names *IDNames) (Meta, error) {
+	return ReadKnownTarget(path, names, nil)
+}
+
+// ReadKnownTarget is Read, but for a symlink it first asks known for the
+// target (given the stat fields) and calls readlink only when known has
+// none. A backup passes the previous snapshot's target of an unchanged
+// symlink, so that backing up does not keep moving symlink atimes.
+func ReadKnownTarget(path string, names *IDNames, known func(*Meta) (string, bool)) (Meta, error) {
 	var st unix.Stat_t
 	if err := ignoringEINTR(func() error { return unix.Fstatat(unix.AT_FDCWD, path, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 		return Meta{}, &os.PathError{Op: "lstat", Path: path, Err: err}
@@ -28,9 +36,15 @@ func Read(path string, names *IDNames) (Meta, error) {
 		return m, &UnsupportedTypeError{Path: path, Type: m.Type}
 	}
 	if m.Type == TypeSymlink {
-		target, err := readlink(path, st.Size)
-		if err != nil {
-			return m, err
+		target, ok := "", false
+		if known != nil {
+			target, ok = known(&m)
+		}
+		if !ok {
+			var err error
+			if target, err = readlink(path, st.Size); err != nil {
+				return m, err
+			}
 		}
 		m.LinkTarget = target
 	}

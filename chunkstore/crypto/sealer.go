@@ -1,0 +1,145 @@
+package crypto
+
+import (
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"unsafe"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// ErrAuth reports a sealed message that does not authenticate: it was
+// tampered with, truncated, sealed under another key, or opened with other
+// associated data than it was sealed with.
+var ErrAuth = errors.New("crypto: message authentication failed")
+
+// Sealer names of the registry. They are stored in the repository config, so
+// they never change.
+const (
+	XChaCha20Poly1305 = "xchacha20-poly1305"
+	NoEncryption      = "none"
+
+	DefaultSealer = XChaCha20Poly1305
+)
+
+// Sealer is authenticated encryption with associated data. Implementations
+// are safe for concurrent use.
+type Sealer interface {
+	// Name is the registry name, as stored in the repository config.
+	Name() string
+	// Overhead is how many bytes longer a sealed message is than its
+	// plaintext.
+	Overhead() int
+	// Seal appends the sealed form of plaintext to dst and returns the
+	// extended slice. The plaintext may lie anywhere, including in dst's
+	// spare capacity: callers build it in place there to save a copy.
+	Seal(dst, plaintext, ad []byte) []byte
+	// Open appends the plaintext of sealed to dst and returns the extended
+	// slice, or dst and an error wrapping ErrAuth.
+	Open(dst, sealed, ad []byte) ([]byte, error)
+}
+
+// SealerNames lists the registry names, default first.
+func SealerNames() []string { return []string{XChaCha20Poly1305, NoEncryption} }
+
+// NewSealer returns the registered sealer called name, keyed with k.Encrypt.
+func NewSealer(name string, k *Key) (Sealer, error) {
+	switch name {
+	case XChaCha20Poly1305:
+		return newXChaCha(k.Encrypt[:]), nil
+	case NoEncryption:
+		return noneSealer{}, nil
+	}
+	return nil, fmt.Errorf("crypto: unknown sealer %q (known: %q)", name, SealerNames())
+}
+
+type xchacha struct{ aead cipher.AEAD }
+
+func newXChaCha(key []byte) xchacha {
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		// Only a wrong key length fails, and every caller passes KeySize.
+		panic(fmt.Errorf("crypto: NewX with a %d-byte key: %w", len(key), err))
+	}
+	return xchacha{aead}
+}
+
+func (xchacha) Name() string { return XChaCha20Poly1305 }
+
+func (xchacha) Overhead() int { return chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead }
+
+func (s xchacha) Seal(dst, plaintext, ad []byte) []byte {
+	const nonceSize = chacha20poly1305.NonceSizeX
+	n := len(dst)
+	dst = slices.Grow(dst, s.Overhead()+len(plaintext))
+	out := dst[n : n+s.Overhead()+len(plaintext)]
+	body := out[nonceSize : nonceSize+len(plaintext)]
+	if overlap(out, plaintext) && !samePlace(body, plaintext) {
+		// The AEAD only encrypts in place when input and output start at the
+		// same address; move the plaintext there (copy is overlap-safe).
+		copy(body, plaintext)
+		plaintext = body
+	}
+	_, _ = rand.Read(out[:nonceSize])
+	s.aead.Seal(body[:0], out[:nonceSize], plaintext, ad)
+	return dst[:n+len(out)]
+}
+
+func (s xchacha) Open(dst, sealed, ad []byte) ([]byte, error) {
+	const nonceSize = chacha20poly1305.NonceSizeX
+	if len(sealed) < s.Overhead() {
+		return dst, fmt.Errorf("%w: %d bytes is shorter than nonce and tag", ErrAuth, len(sealed))
+	}
+	nonce, ct := sealed[:nonceSize], sealed[nonceSize:]
+	if overlap(dst[len(dst):cap(dst)], sealed) {
+		// The AEAD panics on partial overlap; take the slow, safe path.
+		plain, err := s.aead.Open(nil, nonce, ct, ad)
+		if err != nil {
+			return dst, ErrAuth
+		}
+		return append(dst, plain...), nil
+	}
+	out, err := s.aead.Open(dst, nonce, ct, ad)
+	if err != nil {
+		return dst, ErrAuth
+	}
+	return out, nil
+}
+
+// noneSealer stores plaintext as is, for repositories on trusted disks.
+type noneSealer struct{}
+
+func (noneSealer) Name() string  { return NoEncryption }
+func (noneSealer) Overhead() int { return 0 }
+
+func (noneSealer) Seal(dst, plaintext, _ []byte) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, len(plaintext))[:n+len(plaintext)]
+	copy(dst[n:], plaintext)
+	return dst
+}
+
+func (noneSealer) Open(dst, sealed, _ []byte) ([]byte, error) {
+	n := len(dst)
+	dst = slices.Grow(dst, len(sealed))[:n+len(sealed)]
+	copy(dst[n:], sealed)
+	return dst, nil
+}
+
+// overlap reports whether a and b share memory.
+func overlap(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	pa := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
+	pb := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(len(b)) && pb < pa+uintptr(len(a))
+}
+
+// samePlace reports whether a and b start at the same address.
+func samePlace(a, b []byte) bool {
+	return len(a) > 0 && len(b) > 0 && unsafe.SliceData(a) == unsafe.SliceData(b)
+}

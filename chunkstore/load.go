@@ -1,0 +1,189 @@
+package chunkstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/chunkstore/codec"
+	"github.com/hindsight-backup/hindsight/chunkstore/index"
+	"github.com/hindsight-backup/hindsight/chunkstore/pack"
+	"github.com/hindsight-backup/hindsight/chunkstore/segment"
+	"github.com/hindsight-backup/hindsight/remote"
+)
+
+// hashBytes names immutable non-blob objects (packs, segments, snapshot
+// records, key files) by the unkeyed BLAKE3 of their stored bytes, so that
+// anyone can verify an object against its name without the key.
+func hashBytes(b []byte) blob.ID { return blob.ID(blake3.Sum256(b)) }
+
+func saveBytes(ctx context.Context, be remote.Backend, name string, b []byte) error {
+	return be.Save(ctx, name, bytes.NewReader(b), int64(len(b)))
+}
+
+// idFromName parses the ID that ends an object name such as
+// "packs/ab/ab12…" or "snapshots/ab12…".
+func idFromName(name string) (blob.ID, error) {
+	return blob.ParseID(path.Base(name))
+}
+
+// LoadBlob returns the plaintext of a blob, appended to buf[:0]. It checks
+// the plaintext against its ID, so a blob it returns is exactly the one
+// that was saved.
+func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID, buf []byte) ([]byte, error) {
+	loc, ok, err := r.idx.Lookup(t, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &BlobMissingError{Type: t, ID: id}
+	}
+	return r.loadAt(ctx, t, id, loc, buf)
+}
+
+func (r *Repository) loadAt(ctx context.Context, t blob.Type, id blob.ID, loc index.Location, buf []byte) ([]byte, error) {
+	stored, err := r.readRange(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length))
+	if remote.IsNotExist(err) {
+		return nil, &BlobMissingError{Type: t, ID: id, Pack: loc.Pack}
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := r.codec.Decode(buf[:0], t, id, codec.Compression(loc.Compression), int(loc.RawLength), stored)
+	if err != nil {
+		return nil, &CorruptPackError{Pack: loc.Pack, Blob: id, Err: err}
+	}
+	if r.key.BlobID(plain) != id {
+		return nil, &CorruptPackError{Pack: loc.Pack, Blob: id, Err: fmt.Errorf("content does not hash to its ID")}
+	}
+	return plain, nil
+}
+
+func (r *Repository) readRange(ctx context.Context, packID blob.ID, off, n int64) ([]byte, error) {
+	rd, err := r.be.Load(ctx, packName(packID), off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rd, b); err != nil {
+		return nil, &CorruptPackError{Pack: packID, Err: fmt.Errorf("short read at %d+%d: %w", off, n, err)}
+	}
+	return b, nil
+}
+
+// backendReaderAt reads one object with ranged loads.
+type backendReaderAt struct {
+	ctx  context.Context
+	be   remote.Backend
+	name string
+}
+
+func (b backendReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	rd, err := b.be.Load(b.ctx, b.name, off, int64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	return io.ReadFull(rd, p)
+}
+
+// PackEntries reads a pack's trailer from the backend.
+func (r *Repository) PackEntries(ctx context.Context, id blob.ID) ([]pack.Entry, int64, error) {
+	name := packName(id)
+	fi, err := r.be.Stat(ctx, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	entries, err := pack.ReadTrailer(backendReaderAt{ctx, r.be, name}, fi.Size, r.codec)
+	if err != nil {
+		return nil, fi.Size, &CorruptPackError{Pack: id, Err: err}
+	}
+	return entries, fi.Size, nil
+}
+
+func (r *Repository) readPackSegment(ctx context.Context, id blob.ID) (segment.Pack, error) {
+	entries, size, err := r.PackEntries(ctx, id)
+	if err != nil {
+		return segment.Pack{}, err
+	}
+	p := segment.Pack{ID: id, Size: size, Blobs: make([]segment.Blob, len(entries))}
+	for i, e := range entries {
+		p.Blobs[i] = segment.Blob{Type: e.Type, ID: e.ID, Offset: e.Offset, Length: e.Length, RawLength: e.RawLength, Compression: uint8(e.Compression)}
+	}
+	return p, nil
+}
+
+// mergeSegments adds to the index every index segment it has not merged
+// yet: segments written by other machines (a remote written by several
+// hosts) or lost from a deleted index.
+func (r *Repository) mergeSegments(ctx context.Context) error {
+	var todo []blob.ID
+	err := r.be.List(ctx, segmentsPrefix, func(fi remote.FileInfo) error {
+		id, err := idFromName(fi.Name)
+		if err != nil {
+			return nil // not ours; check reports it
+		}
+		ok, err := r.idx.HasSegment(id)
+		if err == nil && !ok {
+			todo = append(todo, id)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range todo {
+		if err := r.mergeSegment(ctx, r.idx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadSegment reads and decodes one index segment.
+func (r *Repository) LoadSegment(ctx context.Context, id blob.ID) ([]segment.Pack, error) {
+	name := segmentsPrefix + id.String()
+	b, err := loadAll(ctx, r.be, name)
+	if err != nil {
+		return nil, err
+	}
+	if hashBytes(b) != id {
+		return nil, fmt.Errorf("index segment %s: content does not match its name", id)
+	}
+	plain, err := r.codec.Open(nil, b, codec.ADIndexSegment)
+	if err != nil {
+		return nil, fmt.Errorf("index segment %s: %w", id, err)
+	}
+	packs, err := segment.Decode(plain)
+	if err != nil {
+		return nil, fmt.Errorf("index segment %s: %w", id, err)
+	}
+	return packs, nil
+}
+
+func (r *Repository) mergeSegment(ctx context.Context, idx *index.DB, id blob.ID) error {
+	packs, err := r.LoadSegment(ctx, id)
+	if err != nil {
+		return err
+	}
+	pb := make([]index.PackBlobs, len(packs))
+	for i, p := range packs {
+		pb[i] = index.PackBlobs{PackInfo: index.PackInfo{ID: p.ID, Size: p.Size, Count: uint32(len(p.Blobs))}, Blobs: segmentEntries(p)}
+	}
+	return idx.AddSegment(id, pb)
+}
+
+func segmentEntries(p segment.Pack) []index.BlobEntry {
+	out := make([]index.BlobEntry, len(p.Blobs))
+	for i, b := range p.Blobs {
+		out[i] = index.BlobEntry{Type: b.Type, ID: b.ID, Location: index.Location{
+			Pack: p.ID, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Compression: b.Compression}}
+	}
+	return out
+}

@@ -1,0 +1,127 @@
+package chunkstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/chunkstore/index"
+	"github.com/hindsight-backup/hindsight/remote"
+)
+
+// RebuildStats says where a rebuilt index's entries came from.
+type RebuildStats struct {
+	Segments     int // index segments merged
+	SegmentPacks int // packs known from segments
+	TrailerPacks int // packs whose trailers had to be read (no segment lists them)
+	BadSegments  int // unreadable segments, skipped (their packs' trailers are read instead)
+	BrokenPacks  []blob.ID
+	Blobs        int
+}
+
+// RebuildIndex builds a new index from the backend alone — index segments
+// first, then the trailers of packs no segment lists — and replaces the
+// current index with it. History rows and cached snapshot records are not
+// in the new index; the snapshot package rebuilds history afterwards.
+func (r *Repository) RebuildIndex(ctx context.Context, progress func(done, total int)) (RebuildStats, error) {
+	var st RebuildStats
+	tmpDir := r.opts.IndexDir + ".rebuild"
+	if err := r.fs.RemoveAll(tmpDir); err != nil {
+		return st, err
+	}
+	idx, err := index.Open(r.fs, tmpDir, r.opts.Index)
+	if err != nil {
+		return st, err
+	}
+	defer func() {
+		if idx != nil {
+			idx.Close()
+			r.fs.RemoveAll(tmpDir)
+		}
+	}()
+
+	var segs []blob.ID
+	err = r.be.List(ctx, segmentsPrefix, func(fi remote.FileInfo) error {
+		if id, err := idFromName(fi.Name); err == nil {
+			segs = append(segs, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	var packs []blob.ID
+	err = r.be.List(ctx, packsPrefix, func(fi remote.FileInfo) error {
+		if id, err := idFromName(fi.Name); err == nil {
+			packs = append(packs, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	total := len(segs) + len(packs)
+	for i, id := range segs {
+		if err := r.mergeSegment(ctx, idx, id); err != nil {
+			st.BadSegments++
+			continue
+		}
+		st.Segments++
+		if progress != nil {
+			progress(i+1, total)
+		}
+	}
+	for i, id := range packs {
+		known, err := idx.HasPack(id)
+		if err != nil {
+			return st, err
+		}
+		if known {
+			st.SegmentPacks++
+		} else {
+			p, err := r.readPackSegment(ctx, id)
+			if err != nil {
+				st.BrokenPacks = append(st.BrokenPacks, id)
+				continue
+			}
+			if err := idx.AddPack(index.PackInfo{ID: id, Size: p.Size, Count: uint32(len(p.Blobs))}, segmentEntries(p)); err != nil {
+				return st, err
+			}
+			st.TrailerPacks++
+		}
+		if progress != nil {
+			progress(len(segs)+i+1, total)
+		}
+	}
+	if err := idx.Blobs(func(index.BlobEntry) error { st.Blobs++; return nil }); err != nil {
+		return st, err
+	}
+	if err := idx.Close(); err != nil {
+		return st, err
+	}
+	idx = nil
+	return st, r.swapIndex(tmpDir)
+}
+
+// swapIndex replaces the open index with the one in dir.
+func (r *Repository) swapIndex(dir string) error {
+	if err := r.idx.Close(); err != nil {
+		return err
+	}
+	old := r.opts.IndexDir + ".old"
+	if err := r.fs.RemoveAll(old); err != nil {
+		return err
+	}
+	if err := r.fs.Rename(r.opts.IndexDir, old); err != nil {
+		return fmt.Errorf("replace index: %w", err)
+	}
+	if err := r.fs.Rename(dir, r.opts.IndexDir); err != nil {
+		return fmt.Errorf("replace index: %w", err)
+	}
+	idx, err := index.Open(r.fs, r.opts.IndexDir, r.opts.Index)
+	if err != nil {
+		return err
+	}
+	r.idx = idx
+	return r.fs.RemoveAll(old)
+}

@@ -1,0 +1,363 @@
+// Package chunkstore is the repository: configuration and keys, content-
+// defined chunking parameters, blob IDs, compression and encryption, pack
+// files, the Pebble index and index segments, over any remote.Backend.
+//
+// Durability order (every crash test checks it): a pack is durable in the
+// backend, then its index batch is committed, then an index segment listing
+// it is durable, and only then may a snapshot record that references its
+// blobs be written. A crash at any point leaves at most unreferenced packs.
+package chunkstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/restic/chunker"
+	"github.com/zeebo/blake3"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/chunkstore/codec"
+	"github.com/hindsight-backup/hindsight/chunkstore/crypto"
+	"github.com/hindsight-backup/hindsight/chunkstore/index"
+	"github.com/hindsight-backup/hindsight/remote"
+)
+
+// Object names in the backend.
+const (
+	configName      = "config"
+	keysPrefix      = "keys/"
+	packsPrefix     = "packs/"
+	snapshotsPrefix = "snapshots/"
+	segmentsPrefix  = "index-segments/"
+)
+
+func packName(id blob.ID) string {
+	s := id.String()
+	return packsPrefix + s[:2] + "/" + s
+}
+
+// InitOptions choose a new repository's parameters.
+type InitOptions struct {
+	Encryption  string // crypto sealer name; "" = default
+	Compression string // "zstd" (default) or "none"
+	PackSize    int64  // 0 = DefaultPackSize
+	KDF         *crypto.KDFParams
+	Host, User  string
+}
+
+// Init writes a new repository into an empty backend and returns its config.
+func Init(ctx context.Context, be remote.Backend, password []byte, o InitOptions) (*Config, error) {
+	if _, err := be.Stat(ctx, configName); err == nil {
+		return nil, fmt.Errorf("%s already holds a repository", be.Location())
+	} else if !remote.IsNotExist(err) {
+		return nil, err
+	}
+	pol, err := chunker.RandomPolynomial()
+	if err != nil {
+		return nil, err
+	}
+	var rid [32]byte
+	if _, err := rand.Read(rid[:]); err != nil {
+		return nil, err
+	}
+	cfg := &Config{
+		Version: FormatVersion, ID: hex.EncodeToString(rid[:]), Created: time.Now().UTC(),
+		Polynomial: pol, MinChunk: DefaultMinChunk, AvgChunkLog: DefaultAvgChunkLog, MaxChunk: DefaultMaxChunk,
+		PackSize: o.PackSize, Compression: o.Compression, Encryption: o.Encryption,
+	}
+	if cfg.PackSize == 0 {
+		cfg.PackSize = DefaultPackSize
+	}
+	if cfg.Compression == "" {
+		cfg.Compression = "zstd"
+	}
+	if cfg.Encryption == "" {
+		cfg.Encryption = crypto.DefaultSealer
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	key, err := crypto.NewRandomKey()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Encryption == crypto.NoEncryption {
+		cfg.IDKey = key.ID[:]
+	} else {
+		if len(password) == 0 {
+			return nil, errors.New("an empty password is not allowed")
+		}
+		if _, err := writeKey(ctx, be, key, password, o.KDF, o.Host, o.User); err != nil {
+			return nil, err
+		}
+	}
+	// The config is written last: a crash before it leaves no repository,
+	// just a stray key file that the next init ignores.
+	if err := saveConfig(ctx, be, cfg, key); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func saveConfig(ctx context.Context, be remote.Backend, cfg *Config, key *crypto.Key) error {
+	plain, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	c, err := newCodec(cfg, key)
+	if err != nil {
+		return err
+	}
+	sealed, err := c.Seal(nil, plain, codec.ADConfig)
+	if err != nil {
+		return err
+	}
+	b, err := encodeEnvelope(&envelope{Version: cfg.Version, ID: cfg.ID, Encryption: cfg.Encryption}, sealed)
+	if err != nil {
+		return err
+	}
+	return be.Save(ctx, configName, bytes.NewReader(b), int64(len(b)))
+}
+
+func newCodec(cfg *Config, key *crypto.Key) (*codec.Codec, error) {
+	s, err := crypto.NewSealer(cfg.Encryption, key)
+	if err != nil {
+		return nil, err
+	}
+	return codec.New(s, cfg.Compression == "zstd"), nil
+}
+
+func writeKey(ctx context.Context, be remote.Backend, key *crypto.Key, password []byte, p *crypto.KDFParams, host, user string) (string, error) {
+	if p == nil {
+		d, err := crypto.DefaultKDFParams()
+		if err != nil {
+			return "", err
+		}
+		p = &d
+	}
+	kf, err := crypto.WrapKey(key, password, *p, host, user, time.Now().UTC())
+	if err != nil {
+		return "", err
+	}
+	b, err := crypto.EncodeKeyFile(kf)
+	if err != nil {
+		return "", err
+	}
+	id := blob.ID(blake3.Sum256(b)).String()
+	return id, be.Save(ctx, keysPrefix+id, bytes.NewReader(b), int64(len(b)))
+}
+
+// Options say how to open a repository.
+type Options struct {
+	Password []byte // ignored for unencrypted repositories
+	// FS holds the index and scratch files; nil means the OS.
+	FS vfs.FS
+	// IndexDir is the Pebble index directory. Callers put it inside a local
+	// repository, or in a per-repository cache directory for remote ones.
+	IndexDir string
+	// ScratchDir receives packs while they are written. On the same
+	// filesystem as a local backend, finished packs are renamed into place.
+	ScratchDir string
+	Index      index.Options
+	// NoIndex opens only config and keys (for key management).
+	NoIndex bool
+}
+
+// Repository is an open repository. Its methods are safe for concurrent use.
+type Repository struct {
+	be      remote.Backend
+	cfg     Config
+	key     *crypto.Key
+	keyName string // the key file that opened the repository
+	codec   *codec.Codec
+	idx     *index.DB
+	fs      vfs.FS
+	scratch string
+	opts    Options
+
+	w   *writer // nil until the first SaveBlob
+	wmu sync.Mutex
+}
+
+// LoadConfigID returns a repository's ID without the password, so that a
+// caller can find the repository's cache directory before opening it.
+func LoadConfigID(ctx context.Context, be remote.Backend) (string, error) {
+	b, err := loadAll(ctx, be, configName)
+	if remote.IsNotExist(err) {
+		return "", fmt.Errorf("%w at %s (no config file)", ErrNotRepository, be.Location())
+	}
+	if err != nil {
+		return "", err
+	}
+	e, _, err := decodeEnvelope(b)
+	if err != nil {
+		return "", err
+	}
+	return e.ID, nil
+}
+
+// Open opens the repository in be.
+func Open(ctx context.Context, be remote.Backend, o Options) (*Repository, error) {
+	b, err := loadAll(ctx, be, configName)
+	if remote.IsNotExist(err) {
+		return nil, fmt.Errorf("%w at %s (no config file)", ErrNotRepository, be.Location())
+	}
+	if err != nil {
+		return nil, err
+	}
+	env, sealed, err := decodeEnvelope(b)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repository{be: be, fs: o.FS, scratch: o.ScratchDir, opts: o}
+	if r.fs == nil {
+		r.fs = vfs.Default
+	}
+	if env.Encryption == crypto.NoEncryption {
+		r.key = &crypto.Key{}
+	} else if r.key, r.keyName, err = openKey(ctx, be, o.Password); err != nil {
+		return nil, err
+	}
+	s, err := crypto.NewSealer(env.Encryption, r.key)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := codec.New(s, false).Open(nil, sealed, codec.ADConfig)
+	if err != nil {
+		return nil, fmt.Errorf("config of %s fails authentication: %w", be.Location(), err)
+	}
+	if err := json.Unmarshal(plain, &r.cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := r.cfg.validate(); err != nil {
+		return nil, err
+	}
+	if r.cfg.ID != env.ID || r.cfg.Encryption != env.Encryption {
+		return nil, errors.New("config envelope does not match its sealed contents")
+	}
+	if r.cfg.Encryption == crypto.NoEncryption {
+		copy(r.key.ID[:], r.cfg.IDKey)
+	}
+	if r.codec, err = newCodec(&r.cfg, r.key); err != nil {
+		return nil, err
+	}
+	if o.NoIndex {
+		return r, nil
+	}
+	if r.idx, err = openIndex(r.fs, o.IndexDir, o.Index); err != nil {
+		return nil, err
+	}
+	if err := r.mergeSegments(ctx); err != nil {
+		r.idx.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// openIndex opens the index, rebuilding from scratch an index of another
+// schema version (it is a cache; mergeSegments refills it).
+func openIndex(fs vfs.FS, dir string, o index.Options) (*index.DB, error) {
+	idx, err := index.Open(fs, dir, o)
+	if errors.Is(err, index.ErrStale) {
+		slog.Warn("index has an old schema; rebuilding it", "dir", dir)
+		if err := fs.RemoveAll(dir); err != nil {
+			return nil, err
+		}
+		idx, err = index.Open(fs, dir, o)
+	}
+	return idx, err
+}
+
+func openKey(ctx context.Context, be remote.Backend, password []byte) (*crypto.Key, string, error) {
+	var names []string
+	err := be.List(ctx, keysPrefix, func(fi remote.FileInfo) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if len(names) == 0 {
+		return nil, "", fmt.Errorf("%s has no key files", be.Location())
+	}
+	for _, name := range names {
+		b, err := loadAll(ctx, be, name)
+		if err != nil {
+			return nil, "", err
+		}
+		kf, err := crypto.DecodeKeyFile(b)
+		if err != nil {
+			slog.Warn("skipping unreadable key file", "key", name, "err", err)
+			continue
+		}
+		key, err := kf.Unwrap(password)
+		if errors.Is(err, crypto.ErrWrongPassword) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		return key, name, nil
+	}
+	return nil, "", ErrWrongPassword
+}
+
+func loadAll(ctx context.Context, be remote.Backend, name string) ([]byte, error) {
+	rd, err := be.Load(ctx, name, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	return io.ReadAll(rd)
+}
+
+// Config returns the repository's parameters.
+func (r *Repository) Config() Config { return r.cfg }
+
+// Backend returns the storage the repository lives in.
+func (r *Repository) Backend() remote.Backend { return r.be }
+
+// Index returns the repository's local index.
+func (r *Repository) Index() *index.DB { return r.idx }
+
+// BlobID returns the keyed BLAKE3 ID of plaintext data.
+func (r *Repository) BlobID(data []byte) blob.ID { return r.key.BlobID(data) }
+
+// NewChunker returns a content-defined chunker over rd with the
+// repository's polynomial and size bounds.
+func (r *Repository) NewChunker(rd io.Reader) *chunker.Chunker {
+	c := chunker.NewWithBoundaries(rd, r.cfg.Polynomial, r.cfg.MinChunk, r.cfg.MaxChunk)
+	c.SetAverageBits(r.cfg.AvgChunkLog)
+	return c
+}
+
+// ResetChunker points c, made by NewChunker, at a new reader, keeping its
+// buffer: one chunker per worker instead of a 512 KiB buffer per file.
+func (r *Repository) ResetChunker(c *chunker.Chunker, rd io.Reader) {
+	c.ResetWithBoundaries(rd, r.cfg.Polynomial, r.cfg.MinChunk, r.cfg.MaxChunk)
+	c.SetAverageBits(r.cfg.AvgChunkLog)
+}
+
+// Close flushes nothing: callers Flush before Close to make written blobs
+// durable. Blobs written since the last Flush are lost (their packs, if
+// any were finished, become unreferenced).
+func (r *Repository) Close() error {
+	var err error
+	if r.w != nil {
+		r.w.abort()
+	}
+	if r.idx != nil {
+		err = r.idx.Close()
+	}
+	return err
+}

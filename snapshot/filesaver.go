@@ -1,0 +1,190 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/restic/chunker"
+	"golang.org/x/sys/unix"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/snapshot/fsmeta"
+)
+
+// fileJob is one regular file, opened by the walker, to be chunked.
+type fileJob struct {
+	f    *os.File
+	rel  string
+	node Node
+	fut  *future
+}
+
+// chunkJob is one chunk on its way to the repository.
+type chunkJob struct {
+	buf *[]byte
+	res chan chunkResult
+}
+
+type chunkResult struct {
+	c   Chunk
+	err error
+}
+
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+func (a *archiver) fileWorker(ctx context.Context) error {
+	ck := a.repo.NewChunker(nil)
+	for job := range a.fileCh {
+		n, err := a.readFile(ctx, ck, job)
+		job.f.Close()
+		if err != nil {
+			job.fut.resolve(node{}, err)
+			return err
+		}
+		job.fut.resolve(n, nil)
+	}
+	return nil
+}
+
+// readFile chunks a file's data extents and records its holes. Read errors
+// make the file incomplete (skipped); only repository errors are returned.
+func (a *archiver) readFile(ctx context.Context, ck *chunker.Chunker, job *fileJob) (node, error) {
+	n := job.node
+	var before unix.Stat_t
+	if err := unix.Fstat(int(job.f.Fd()), &before); err != nil {
+		a.incomplete(job.rel, err)
+		return node{skip: true}, nil
+	}
+	if before.Ino != n.Inode { // replaced between lstat and open
+		a.incomplete(job.rel, fmt.Errorf("replaced while being read"))
+	}
+	size := before.Size
+	n.Size = uint64(size)
+	exts, err := fsmeta.DataExtents(job.f, size)
+	if err != nil {
+		exts = []fsmeta.Extent{{Off: 0, Len: size}}
+	}
+	var pending []chan chunkResult
+	var pos int64
+	for _, e := range exts {
+		if e.Off > pos {
+			pending = append(pending, holeResult(uint64(e.Off-pos)))
+		}
+		p, err := a.chunkRange(ctx, ck, io.NewSectionReader(job.f, e.Off, e.Len))
+		pending = append(pending, p...)
+		if err != nil {
+			if ctx.Err() != nil {
+				return node{}, ctx.Err()
+			}
+			drain(pending)
+			a.incomplete(job.rel, err)
+			return node{skip: true}, nil
+		}
+		pos = e.Off + e.Len
+	}
+	if pos < size {
+		pending = append(pending, holeResult(uint64(size-pos)))
+	}
+	n.Content = make([]Chunk, 0, len(pending))
+	var read uint64
+	for _, p := range pending {
+		select {
+		case r := <-p:
+			if r.err != nil {
+				return node{}, r.err
+			}
+			n.Content = append(n.Content, r.c)
+			if !r.c.IsHole() {
+				read += r.c.Size
+			}
+		case <-ctx.Done():
+			return node{}, ctx.Err()
+		}
+	}
+	if read+holeBytes(n.Content) != uint64(size) {
+		a.incomplete(job.rel, fmt.Errorf("size changed while being read"))
+	}
+	var after unix.Stat_t
+	if err := unix.Fstat(int(job.f.Fd()), &after); err == nil &&
+		(after.Size != before.Size || after.Mtim != before.Mtim || after.Ctim != before.Ctim) {
+		a.incomplete(job.rel, fmt.Errorf("changed while being read"))
+	}
+	return node{Node: n}, nil
+}
+
+func holeBytes(cs []Chunk) (n uint64) {
+	for _, c := range cs {
+		if c.IsHole() {
+			n += c.Size
+		}
+	}
+	return n
+}
+
+func holeResult(size uint64) chan chunkResult {
+	ch := make(chan chunkResult, 1)
+	ch <- chunkResult{c: Chunk{Size: size}}
+	return ch
+}
+
+// drain waits for submitted chunks so their buffers return to the pool.
+func drain(pending []chan chunkResult) {
+	for _, p := range pending {
+		<-p
+	}
+}
+
+// chunkRange cuts rd into content-defined chunks and hands each to the
+// blob workers, returning their results in order.
+func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, rd io.Reader) ([]chan chunkResult, error) {
+	a.repo.ResetChunker(ck, rd)
+	var out []chan chunkResult
+	for {
+		bp := chunkBufs.Get().(*[]byte)
+		c, err := ck.Next((*bp)[:0])
+		if err == io.EOF {
+			chunkBufs.Put(bp)
+			return out, nil
+		}
+		if err != nil {
+			chunkBufs.Put(bp)
+			return out, err
+		}
+		*bp = c.Data
+		if err := a.inFlight.Acquire(ctx, int64(cap(c.Data))); err != nil {
+			chunkBufs.Put(bp)
+			return out, err
+		}
+		a.prog.ReadBytes.Add(uint64(len(c.Data)))
+		job := &chunkJob{buf: bp, res: make(chan chunkResult, 1)}
+		select {
+		case a.blobCh <- job:
+		case <-ctx.Done():
+			a.inFlight.Release(int64(cap(c.Data)))
+			return out, ctx.Err()
+		}
+		out = append(out, job.res)
+	}
+}
+
+// blobWorker hashes, deduplicates, compresses, encrypts and packs chunks.
+func (a *archiver) blobWorker(ctx context.Context) error {
+	for job := range a.blobCh {
+		data := *job.buf
+		id := a.repo.BlobID(data)
+		known, err := a.repo.SaveBlob(ctx, blob.Data, id, data)
+		if err == nil && !known {
+			a.prog.NewBytes.Add(uint64(len(data)))
+		}
+		job.res <- chunkResult{c: Chunk{ID: id, Size: uint64(len(data))}, err: err}
+		a.inFlight.Release(int64(cap(data)))
+		chunkBufs.Put(job.buf)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

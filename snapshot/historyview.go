@@ -1,0 +1,139 @@
+package snapshot
+
+import (
+	"context"
+	"path"
+	"sort"
+	"time"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/chunkstore/index"
+)
+
+// HistorySource is the key under which a host's source keeps its history,
+// so that two hosts backing up "/home" keep separate histories.
+func HistorySource(host, source string) string { return host + ":" + source }
+
+// Version is one distinct state of a path.
+type Version struct {
+	Time     time.Time // the snapshot in which this state first appeared
+	Snapshot blob.ID
+	Kind     index.Kind // index.KindDeleted when the path stopped existing
+	Size     uint64
+	Mtime    time.Time
+	Content  blob.ID
+}
+
+// History returns the versions of one path of a source (HistorySource),
+// oldest first: one prefix scan of the history rows, never a walk of every
+// snapshot. Rows of snapshots that no longer exist are ignored, and
+// consecutive rows with the same content collapse into one version.
+func History(ctx context.Context, repo Repo, source, p string) ([]Version, error) {
+	snaps, err := List(ctx, repo)
+	if err != nil && len(snaps) == 0 {
+		return nil, err
+	}
+	exists := make(map[blob.ID]bool, len(snaps))
+	for _, s := range snaps {
+		exists[s.ID] = true
+	}
+	var out []Version
+	err = repo.Index().History(source, cleanRel(p), func(r *index.HistoryRow) error {
+		if !exists[r.Snapshot] {
+			return nil
+		}
+		if n := len(out); n > 0 && out[n-1].Kind == r.Kind && out[n-1].Content == r.Content {
+			return nil
+		}
+		out = append(out, Version{Time: time.Unix(0, r.Time), Snapshot: r.Snapshot, Kind: r.Kind,
+			Size: r.Size, Mtime: time.Unix(0, r.Mtime), Content: r.Content})
+		return nil
+	})
+	return out, err
+}
+
+func cleanRel(p string) string {
+	p = path.Clean("/" + p)
+	return p[1:]
+}
+
+// RebuildHistory writes the history rows of every snapshot again, comparing
+// each snapshot with the previous one of the same host and source. Unchanged
+// subtrees (same tree ID) are skipped without being loaded.
+func RebuildHistory(ctx context.Context, repo Repo) error {
+	snaps, err := List(ctx, repo)
+	if err != nil && len(snaps) == 0 {
+		return err
+	}
+	bySource := make(map[string][]Snapshot)
+	var sources []string
+	for _, s := range snaps {
+		if s.Record.Kind != KindFiles {
+			continue
+		}
+		k := HistorySource(s.Record.Host, s.Record.Source)
+		if _, ok := bySource[k]; !ok {
+			sources = append(sources, k)
+		}
+		bySource[k] = append(bySource[k], s)
+	}
+	sort.Strings(sources)
+	for _, src := range sources {
+		var prev *Tree
+		for _, s := range bySource[src] {
+			cur, err := LoadTree(ctx, repo, s.Record.Tree)
+			if err != nil {
+				return err
+			}
+			h := newHistoryWriter(repo, src, s.Record.Time.UnixNano(), s.ID)
+			if err := rebuildRows(ctx, h, "", cur, prev, true); err != nil {
+				h.abort()
+				return err
+			}
+			if err := h.commit(); err != nil {
+				return err
+			}
+			prev = cur
+		}
+	}
+	return nil
+}
+
+// rebuildRows diffs one directory level and descends into directories whose
+// tree changed. The top trees hold only the root node, whose rows are its
+// children's, so the top level only descends.
+func rebuildRows(ctx context.Context, h *historyWriter, rel string, cur, prev *Tree, top bool) error {
+	if !top {
+		if err := h.diff(ctx, rel, cur, prev, nil); err != nil {
+			return err
+		}
+	}
+	for i := range cur.Nodes {
+		n := &cur.Nodes[i]
+		if n.Type != TypeDir {
+			continue
+		}
+		child := path.Join(rel, n.Name)
+		if top {
+			child = ""
+		}
+		var prevSub *Tree
+		if p := prev.Find(n.Name); p != nil && p.Type == TypeDir {
+			if p.Subtree == n.Subtree {
+				continue
+			}
+			var err error
+			if prevSub, err = LoadTree(ctx, h.repo, p.Subtree); err != nil {
+				return err
+			}
+		}
+		sub, err := LoadTree(ctx, h.repo, n.Subtree)
+		if err != nil {
+			return err
+		}
+		if err := rebuildRows(ctx, h, child, sub, prevSub, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
