@@ -23,7 +23,7 @@ type historyWriter struct {
 	snap   blob.ID
 
 	mu sync.Mutex
-	b  *index.HistoryBatch
+	b  index.HistoryWriter
 }
 
 func newHistoryWriter(repo Repo, source string, t int64, snap blob.ID) *historyWriter {
