@@ -16,6 +16,9 @@ type Problem struct {
 	Blob    blob.ID
 	Type    blob.Type
 	Message string
+	// Harmless marks findings that lose nothing, such as a pack left by an
+	// interrupted backup that no snapshot references.
+	Harmless bool
 }
 
 func (p Problem) String() string {
@@ -70,7 +73,7 @@ func (r *Repository) CheckPacks(ctx context.Context, readData bool, progress fun
 		}
 	}
 	for id := range stored {
-		report(Problem{Pack: id, Message: "not in the index (left by an interrupted backup; prune removes it, index rebuild adds it)"})
+		report(Problem{Pack: id, Harmless: true, Message: "not in the index (left by an interrupted backup; prune removes it, index rebuild adds it)"})
 	}
 	return nil
 }

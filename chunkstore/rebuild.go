@@ -2,6 +2,8 @@ package chunkstore
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"fmt"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
@@ -105,14 +107,16 @@ func (r *Repository) RebuildIndex(ctx context.Context, progress func(done, total
 
 // swapIndex replaces the open index with the one in dir.
 func (r *Repository) swapIndex(dir string) error {
-	if err := r.idx.Close(); err != nil {
-		return err
+	if r.idx != nil { // nil when opened with NoIndex, e.g. because the index is broken
+		if err := r.idx.Close(); err != nil {
+			return err
+		}
 	}
 	old := r.opts.IndexDir + ".old"
 	if err := r.fs.RemoveAll(old); err != nil {
 		return err
 	}
-	if err := r.fs.Rename(r.opts.IndexDir, old); err != nil {
+	if err := r.fs.Rename(r.opts.IndexDir, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("replace index: %w", err)
 	}
 	if err := r.fs.Rename(dir, r.opts.IndexDir); err != nil {

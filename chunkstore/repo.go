@@ -185,25 +185,37 @@ type Repository struct {
 	scratch string
 	opts    Options
 
-	w   *writer // nil until the first SaveBlob
-	wmu sync.Mutex
+	w       *writer // nil until the first SaveBlob
+	wmu     sync.Mutex
+	written WriteCounters
 }
 
-// LoadConfigID returns a repository's ID without the password, so that a
-// caller can find the repository's cache directory before opening it.
-func LoadConfigID(ctx context.Context, be remote.Backend) (string, error) {
+// ConfigInfo is what a repository's config shows without the password.
+type ConfigInfo struct {
+	ID         string
+	Version    int
+	Encryption string // a crypto sealer name; "none" needs no password
+}
+
+// Encrypted reports whether opening the repository needs a password.
+func (c ConfigInfo) Encrypted() bool { return c.Encryption != crypto.NoEncryption }
+
+// LoadConfigInfo reads the public part of a repository's config, so that
+// a caller can find the repository's cache directory, or learn that no
+// password is needed, before opening it.
+func LoadConfigInfo(ctx context.Context, be remote.Backend) (ConfigInfo, error) {
 	b, err := loadAll(ctx, be, configName)
 	if remote.IsNotExist(err) {
-		return "", fmt.Errorf("%w at %s (no config file)", ErrNotRepository, be.Location())
+		return ConfigInfo{}, fmt.Errorf("%w at %s (no config file)", ErrNotRepository, be.Location())
 	}
 	if err != nil {
-		return "", err
+		return ConfigInfo{}, err
 	}
 	e, _, err := decodeEnvelope(b)
 	if err != nil {
-		return "", err
+		return ConfigInfo{}, err
 	}
-	return e.ID, nil
+	return ConfigInfo{ID: e.ID, Version: e.Version, Encryption: e.Encryption}, nil
 }
 
 // Open opens the repository in be.

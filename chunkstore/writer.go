@@ -101,11 +101,16 @@ func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plai
 	buf := getBuffer(len(plain) + 64)
 	stored, comp := r.codec.Encode(buf[:0], t, id, plain)
 	err = w.add(ctx, t, id, comp, len(plain), stored)
+	n := len(stored)
 	putBuffer(buf)
 	if err != nil {
 		w.release([]blobKey{k})
+		return false, err
 	}
-	return false, err
+	r.written.Blobs.Add(1)
+	r.written.RawBytes.Add(uint64(len(plain)))
+	r.written.StoredBytes.Add(uint64(n))
+	return false, nil
 }
 
 // maxBlobSize caps plaintext blobs; chunks are at most MaxChunk and trees

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sys/unix"
 
+	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/snapshot/fsmeta"
 )
@@ -26,7 +27,7 @@ import (
 // BackupOptions control one backup of a directory tree.
 type BackupOptions struct {
 	Host          string
-	Source        string   // source name; default: the absolute path
+	Source        string // source name; default: the absolute path
 	Tags          []string
 	Parent        *blob.ID // nil: the newest snapshot of the same host and source; zero: none
 	Excludes      []string // patterns, see Excluder
@@ -62,18 +63,18 @@ type Result struct {
 var ErrIncomplete = errors.New("snapshot is incomplete")
 
 type archiver struct {
-	repo  Repo
-	opts  BackupOptions
-	prog  *Progress
-	names *fsmeta.IDNames
-	excl  *Excluder
-	snap  blob.ID
+	repo    Repo
+	opts    BackupOptions
+	prog    *Progress
+	names   *fsmeta.IDNames
+	excl    *Excluder
+	snap    blob.ID
 	rootDev uint64
 
-	fileCh chan *fileJob
-	blobCh chan *chunkJob
+	fileCh   chan *fileJob
+	blobCh   chan *chunkJob
 	inFlight *semaphore.Weighted
-	dirs   sync.WaitGroup
+	dirs     sync.WaitGroup
 
 	recMu sync.Mutex
 	rec   *Record
@@ -138,6 +139,10 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 		}
 	}
 
+	var before struct{ Blobs, StoredBytes uint64 }
+	if w := written(repo); w != nil {
+		before.Blobs, before.StoredBytes = w.Blobs.Load(), w.StoredBytes.Load()
+	}
 	top, err := a.run(ctx, abs, parentTop)
 	if err != nil {
 		a.hist.abort()
@@ -149,6 +154,10 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 	a.rec.Stats.Others = prog.Others.Load()
 	a.rec.Stats.Bytes = prog.Bytes.Load()
 	a.rec.Stats.NewBytes = prog.NewBytes.Load()
+	if w := written(repo); w != nil {
+		a.rec.Stats.NewBlobs = w.Blobs.Load() - before.Blobs
+		a.rec.Stats.StoredBytes = w.StoredBytes.Load() - before.StoredBytes
+	}
 	a.rec.Stats.Duration = time.Since(start)
 	if err := a.hist.commit(); err != nil {
 		return nil, err
@@ -166,6 +175,14 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 		return res, fmt.Errorf("%w: %d paths changed while read or could not be read", ErrIncomplete, len(a.rec.Incomplete)+int(a.rec.IncompleteMore))
 	}
 	return res, nil
+}
+
+// written returns the repository's write counters when it keeps them.
+func written(repo Repo) *chunkstore.WriteCounters {
+	if w, ok := repo.(interface{ Written() *chunkstore.WriteCounters }); ok {
+		return w.Written()
+	}
+	return nil
 }
 
 // run walks the tree with a pool of file readers and a pool of chunk

@@ -198,7 +198,9 @@ func blobName(t blob.Type, id blob.ID) string { return t.String() + " blob " + i
 
 // Encode appends the stored form of a blob to dst and returns it with the
 // compression used. The plaintext must not overlap dst's spare capacity and
-// must not exceed MaxRawLength, or Decode will refuse it.
+// must not exceed MaxRawLength, or Decode will refuse it. Encode grows dst to
+// hold the uncompressed stored form even when the result is smaller, so
+// reuse one dst across calls rather than keeping many results.
 func (c *Codec) Encode(dst []byte, t blob.Type, id blob.ID, plain []byte) (stored []byte, comp Compression) {
 	n, ov := len(dst), c.sealer.Overhead()
 	// Reserve the room of an uncompressed stored form and compress into

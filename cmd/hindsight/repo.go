@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/hindsight-backup/hindsight/chunkstore"
+	"github.com/hindsight-backup/hindsight/chunkstore/lock"
+	"github.com/hindsight-backup/hindsight/remote"
+	"github.com/hindsight-backup/hindsight/remote/local"
+)
+
+const locationHelp = "give --repo, set $HINDSIGHT_REPOSITORY, or set \"repository\" in the config file"
+
+// location resolves the repository location: flag, environment, config.
+func (a *app) location(cfg *fileConfig) (string, error) {
+	loc := a.repo
+	if loc == "" {
+		loc = a.getenv("HINDSIGHT_REPOSITORY")
+	}
+	if loc == "" {
+		loc = cfg.Repository
+	}
+	if loc == "" {
+		return "", usagef("no repository given: %s", locationHelp)
+	}
+	return loc, nil
+}
+
+// scheme returns the URL scheme of a location ("s3" of "s3:host/bucket"),
+// or "" for a plain path. A path may contain colons, so only a leading run
+// of lower-case letters and digits counts, and never for a path starting
+// with "/" or ".".
+func scheme(loc string) string {
+	i := strings.IndexByte(loc, ':')
+	if i <= 0 || strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, ".") {
+		return ""
+	}
+	for _, c := range loc[:i] {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return ""
+		}
+	}
+	return loc[:i]
+}
+
+// openBackend is the one place that turns a location into storage; remote
+// backends plug in here as new cases. With create, a local directory is
+// made if missing (for init); otherwise a missing one is errNoRepository.
+func openBackend(location string, create bool) (remote.Backend, error) {
+	switch scheme(location) {
+	case "", "local":
+		dir, err := filepath.Abs(strings.TrimPrefix(location, "local:"))
+		if err != nil {
+			return nil, err
+		}
+		if create {
+			return local.Create(vfs.Default, dir)
+		}
+		be, err := local.OpenDir(dir)
+		if remote.IsNotExist(err) {
+			return nil, fmt.Errorf("%w: %s (create it with 'hindsight init')", errNoRepository, dir)
+		}
+		return be, err
+	case "s3", "swift":
+		return nil, fmt.Errorf("repository %s: %s repositories are not supported by this version", location, scheme(location))
+	}
+	return nil, usagef("repository %s: unknown location scheme %q (expected a local path)", location, scheme(location))
+}
+
+// repoDirs says where the index and the scratch files of a repository go.
+// For a local repository both live inside it: the index then travels with
+// the repository, and finished packs are renamed into place, not copied.
+// Other repositories get a cache directory named by the repository ID, so
+// that a repository that moves keeps its cache.
+func (a *app) repoDirs(be remote.Backend, id string) (indexDir, scratchDir string, err error) {
+	if lb, ok := be.(*local.Backend); ok {
+		return filepath.Join(lb.Location(), "index"), filepath.Join(lb.Location(), "tmp"), nil
+	}
+	cache := a.getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home := a.getenv("HOME")
+		if home == "" {
+			return "", "", errors.New("neither $XDG_CACHE_HOME nor $HOME is set: no place for the repository's local index")
+		}
+		cache = filepath.Join(home, ".cache")
+	}
+	dir := filepath.Join(cache, "hindsight", id)
+	return filepath.Join(dir, "index"), filepath.Join(dir, "tmp"), nil
+}
+
+type lockMode int
+
+const (
+	noLock lockMode = iota
+	sharedLock
+	exclusiveLock
+)
+
+// openOptions say how a command needs the repository.
+type openOptions struct {
+	lock    lockMode
+	purpose string // written into the lock ("backup", "check", ...)
+	noIndex bool   // config and keys only (key management)
+}
+
+// session is an open, possibly locked repository. ctx is cancelled when
+// the command's context is, or when the lock is lost: work that relies on
+// the lock must stop then.
+type session struct {
+	repo   *chunkstore.Repository
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	lock   *lock.Lock
+	app    *app
+}
+
+// openRepo locates, unlocks and locks the repository. The password is
+// asked for only once the location is known to hold a repository, so a
+// typo in --repo is reported at once rather than after a prompt.
+func (a *app) openRepo(ctx context.Context, o openOptions) (*session, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	loc, err := a.location(cfg)
+	if err != nil {
+		return nil, err
+	}
+	be, err := openBackend(loc, false)
+	if err != nil {
+		return nil, err
+	}
+	s, err := a.openSession(ctx, cfg, be, o)
+	if err != nil {
+		be.Close()
+	}
+	return s, err
+}
+
+func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backend, o openOptions) (*session, error) {
+	info, err := chunkstore.LoadConfigInfo(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	id := info.ID
+	var pw password
+	if info.Encrypted() {
+		if pw, err = a.password(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	opts := chunkstore.Options{Password: pw.value, NoIndex: o.noIndex}
+	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id); err != nil {
+		return nil, err
+	}
+	s := &session{app: a}
+	s.ctx, s.cancel = context.WithCancelCause(ctx)
+	if o.lock != noLock {
+		a.log.Debug("locking repository", "exclusive", o.lock == exclusiveLock, "purpose", o.purpose)
+		s.lock, err = lock.Acquire(ctx, be, o.lock == exclusiveLock, o.purpose, lock.Options{Logger: a.log})
+		if err != nil {
+			s.cancel(nil)
+			return nil, err
+		}
+		go s.watchLock()
+	}
+	a.log.Debug("opening repository", "location", be.Location(), "id", id, "index", opts.IndexDir)
+	s.repo, err = chunkstore.Open(s.ctx, be, opts)
+	if err != nil {
+		s.close()
+		if errors.Is(err, chunkstore.ErrWrongPassword) && pw.source != "" {
+			err = fmt.Errorf("%w (password from %s)", err, pw.source)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *session) watchLock() {
+	select {
+	case <-s.lock.Lost():
+		s.cancel(fmt.Errorf("%w: another process removed it as stale; stopping", lock.ErrLost))
+	case <-s.ctx.Done():
+	}
+}
+
+// close releases the repository and its lock. Blobs not flushed are
+// dropped: commands that write flush themselves, before their record.
+func (s *session) close() {
+	if s.repo != nil {
+		if err := s.repo.Close(); err != nil {
+			s.app.log.Warn("closing repository", "err", err)
+		}
+	}
+	if s.lock != nil {
+		if err := s.lock.Release(); err != nil {
+			fmt.Fprintf(s.app.stderr, "hindsight: warning: could not remove repository lock: %v\n", err)
+		}
+	}
+	s.cancel(nil)
+}
+
+// err returns why the session's context ended, preferring a lost lock's
+// cause over a bare "context canceled".
+func (s *session) err(err error) error {
+	if cause := context.Cause(s.ctx); cause != nil && errors.Is(err, context.Canceled) && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
