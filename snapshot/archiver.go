@@ -39,7 +39,7 @@ type BackupOptions struct {
 
 	FileWorkers int   // files read at once; default 2
 	BlobWorkers int   // chunks hashed, compressed and encrypted at once; default GOMAXPROCS
-	InFlight    int64 // bytes of chunks between reading and packing; default 32 MiB
+	InFlight    int64 // bytes of chunks between reading and packing; default 16 MiB
 }
 
 // Progress counters of a running backup; safe to read while it runs.
@@ -104,7 +104,7 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 		o.BlobWorkers = runtime.GOMAXPROCS(0)
 	}
 	if o.InFlight <= 0 {
-		o.InFlight = 32 << 20
+		o.InFlight = 16 << 20
 	}
 	if prog == nil {
 		prog = &Progress{}
