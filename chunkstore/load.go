@@ -167,7 +167,7 @@ func (r *Repository) LoadSegment(ctx context.Context, id blob.ID) ([]segment.Pac
 	return packs, nil
 }
 
-func (r *Repository) mergeSegment(ctx context.Context, idx *index.DB, id blob.ID) error {
+func (r *Repository) mergeSegment(ctx context.Context, idx index.Store, id blob.ID) error {
 	packs, err := r.LoadSegment(ctx, id)
 	if err != nil {
 		return err

@@ -105,7 +105,8 @@ func (r *Repository) RebuildIndex(ctx context.Context, progress func(done, total
 	return st, r.swapIndex(tmpDir)
 }
 
-// swapIndex replaces the open index with the one in dir.
+// swapIndex replaces the open index with the one in dir. The caller holds
+// the repository's exclusive lock, so no other process has the index open.
 func (r *Repository) swapIndex(dir string) error {
 	if r.idx != nil { // nil when opened with NoIndex, e.g. because the index is broken
 		if err := r.idx.Close(); err != nil {
@@ -122,7 +123,7 @@ func (r *Repository) swapIndex(dir string) error {
 	if err := r.fs.Rename(dir, r.opts.IndexDir); err != nil {
 		return fmt.Errorf("replace index: %w", err)
 	}
-	idx, err := index.Open(r.fs, r.opts.IndexDir, r.opts.Index)
+	idx, err := openIndex(r.fs, r.opts.IndexDir, r.opts.Index)
 	if err != nil {
 		return err
 	}

@@ -180,7 +180,7 @@ type Repository struct {
 	key     *crypto.Key
 	keyName string // the key file that opened the repository
 	codec   *codec.Codec
-	idx     *index.DB
+	idx     index.Store
 	fs      vfs.FS
 	scratch string
 	opts    Options
@@ -276,18 +276,15 @@ func Open(ctx context.Context, be remote.Backend, o Options) (*Repository, error
 	return r, nil
 }
 
-// openIndex opens the index, rebuilding from scratch an index of another
-// schema version (it is a cache; mergeSegments refills it).
-func openIndex(fs vfs.FS, dir string, o index.Options) (*index.DB, error) {
-	idx, err := index.Open(fs, dir, o)
-	if errors.Is(err, index.ErrStale) {
-		slog.Warn("index has an old schema; rebuilding it", "dir", dir)
-		if err := fs.RemoveAll(dir); err != nil {
-			return nil, err
-		}
-		idx, err = index.Open(fs, dir, o)
+// openIndex opens the index shared with the repository's other processes
+// (the first to open it serves the rest over a unix socket), or privately
+// when it lives on an in-memory filesystem (tests), which no other process
+// can reach.
+func openIndex(fs vfs.FS, dir string, o index.Options) (index.Store, error) {
+	if fs != vfs.Default {
+		return index.Open(fs, dir, o)
 	}
-	return idx, err
+	return index.OpenShared(fs, dir, o)
 }
 
 func openKey(ctx context.Context, be remote.Backend, password []byte) (*crypto.Key, string, error) {
@@ -339,8 +336,21 @@ func (r *Repository) Config() Config { return r.cfg }
 // Backend returns the storage the repository lives in.
 func (r *Repository) Backend() remote.Backend { return r.be }
 
+// IndexCreated reports whether Open found no usable index and started an
+// empty one, refilled from the index segments. History rows are not in
+// segments: the caller rebuilds them (snapshot.RebuildHistory).
+func (r *Repository) IndexCreated() bool {
+	switch idx := r.idx.(type) {
+	case *index.DB:
+		return idx.Created
+	case *index.Shared:
+		return idx.Created
+	}
+	return false
+}
+
 // Index returns the repository's local index.
-func (r *Repository) Index() *index.DB { return r.idx }
+func (r *Repository) Index() index.Store { return r.idx }
 
 // BlobID returns the keyed BLAKE3 ID of plaintext data.
 func (r *Repository) BlobID(data []byte) blob.ID { return r.key.BlobID(data) }

@@ -120,7 +120,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-func dumpIndex(t *testing.T, idx *index.DB) ([]index.BlobEntry, []index.PackInfo) {
+func dumpIndex(t *testing.T, idx index.Store) ([]index.BlobEntry, []index.PackInfo) {
 	t.Helper()
 	var bs []index.BlobEntry
 	var ps []index.PackInfo

@@ -24,5 +24,5 @@ type Repo interface {
 	SaveSnapshot(ctx context.Context, id blob.ID, record []byte) error
 	LoadSnapshot(ctx context.Context, id blob.ID) ([]byte, error)
 	ListSnapshots(ctx context.Context, fn func(id blob.ID, record []byte) error) error
-	Index() *index.DB
+	Index() index.Store
 }

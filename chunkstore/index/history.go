@@ -65,8 +65,9 @@ type HistoryBatch struct {
 	n int
 }
 
-// NewHistoryBatch starts a batch of history rows.
-func (d *DB) NewHistoryBatch() *HistoryBatch { return &HistoryBatch{d: d, b: d.db.NewBatch()} }
+// NewHistoryBatch starts a batch of history rows. It returns the interface
+// so that *DB and *Shared satisfy Store; the value is a *HistoryBatch.
+func (d *DB) NewHistoryBatch() HistoryWriter { return &HistoryBatch{d: d, b: d.db.NewBatch()} }
 
 const historyBatchRows = 10000
 

@@ -82,7 +82,7 @@ type Options struct {
 }
 
 // Open opens or creates the index in dir. An index written with another
-// schema version is reported as ErrStale so the caller can rebuild it.
+// schema version is emptied, and then counts as created.
 func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 	if o.CacheSize == 0 {
 		o.CacheSize = 8 << 20
@@ -117,8 +117,6 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 	return d, nil
 }
 
-// ErrStale says the index on disk has another schema version.
-var ErrStale = errors.New("index has another schema version and must be rebuilt")
 
 func (d *DB) checkVersion() error {
 	v, closer, err := d.db.Get(versionKey())
@@ -132,10 +130,25 @@ func (d *DB) checkVersion() error {
 		return err
 	}
 	defer closer.Close()
-	if len(v) != 4 || binary.BigEndian.Uint32(v) != SchemaVersion {
-		return ErrStale
+	if len(v) == 4 && binary.BigEndian.Uint32(v) == SchemaVersion {
+		return nil
 	}
-	return nil
+	// Another schema: the index is a cache, so empty it in place. Doing it
+	// inside the open database, under its lock, is safe while other
+	// processes wait to connect; deleting the directory would not be.
+	slog.Warn("index has another schema version; emptying it to refill it from the repository")
+	b := d.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange([]byte{0}, []byte{0xff, 0xff}, nil); err != nil {
+		return err
+	}
+	var ver [4]byte
+	binary.BigEndian.PutUint32(ver[:], SchemaVersion)
+	if err := b.Set(versionKey(), ver[:], nil); err != nil {
+		return err
+	}
+	d.Created = true
+	return b.Commit(pebble.Sync)
 }
 
 // Close releases the index; it is safe to call more than once. It flushes

@@ -13,6 +13,7 @@ import (
 	"github.com/hindsight-backup/hindsight/chunkstore/lock"
 	"github.com/hindsight-backup/hindsight/remote"
 	"github.com/hindsight-backup/hindsight/remote/local"
+	"github.com/hindsight-backup/hindsight/snapshot"
 )
 
 const locationHelp = "give --repo, set $HINDSIGHT_REPOSITORY, or set \"repository\" in the config file"
@@ -178,6 +179,15 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 			err = fmt.Errorf("%w (password from %s)", err, pw.source)
 		}
 		return nil, err
+	}
+	if !o.noIndex && s.repo.IndexCreated() {
+		// A new index was filled from the index segments, which hold no
+		// history rows; without them the history view would be empty.
+		a.log.Info("index was missing or outdated; rebuilding file history from the snapshots")
+		if err := snapshot.RebuildHistory(s.ctx, s.repo); err != nil {
+			s.close()
+			return nil, fmt.Errorf("rebuild history: %w", err)
+		}
 	}
 	return s, nil
 }
