@@ -266,14 +266,34 @@ func Open(ctx context.Context, be remote.Backend, o Options) (*Repository, error
 	if o.NoIndex {
 		return r, nil
 	}
-	if r.idx, err = openIndex(r.fs, o.IndexDir, o.Index); err != nil {
-		return nil, err
-	}
-	if err := r.mergeSegments(ctx); err != nil {
-		r.idx.Close()
+	if err := r.OpenIndex(ctx); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// OpenIndex opens the index of a repository opened with NoIndex, and merges
+// the index segments it lacks. Callers that lock the repository open it in
+// two steps: the password is checked before anything is written (even a
+// lock), and the index is touched only under the lock.
+func (r *Repository) OpenIndex(ctx context.Context) error {
+	if r.idx != nil {
+		return nil
+	}
+	idx, err := openIndex(r.fs, r.opts.IndexDir, r.opts.Index)
+	if err != nil {
+		if errors.Is(err, index.ErrLocked) {
+			return err
+		}
+		return fmt.Errorf("%w (the index is a cache of the repository: 'hindsight index rebuild' replaces it)", err)
+	}
+	r.idx = idx
+	if err := r.mergeSegments(ctx); err != nil {
+		r.idx.Close()
+		r.idx = nil
+		return err
+	}
+	return nil
 }
 
 // openIndex opens the index shared with the repository's other processes

@@ -43,7 +43,7 @@ is then 4 ('hindsight check' tells which snapshots they hurt).`,
 }
 
 func (a *app) indexRebuild(ctx context.Context, jsonOut bool) error {
-	s, err := a.openRepo(ctx, openOptions{lock: exclusiveLock, purpose: "index rebuild"})
+	s, err := a.openRepo(ctx, openOptions{lock: exclusiveLock, purpose: "index rebuild", noIndex: true})
 	if err != nil {
 		return err
 	}

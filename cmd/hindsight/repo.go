@@ -156,21 +156,12 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 			return nil, err
 		}
 	}
-	opts := chunkstore.Options{Password: pw.value, NoIndex: o.noIndex}
+	opts := chunkstore.Options{Password: pw.value, NoIndex: true}
 	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id); err != nil {
 		return nil, err
 	}
 	s := &session{app: a}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
-	if o.lock != noLock {
-		a.log.Debug("locking repository", "exclusive", o.lock == exclusiveLock, "purpose", o.purpose)
-		s.lock, err = lock.Acquire(ctx, be, o.lock == exclusiveLock, o.purpose, lock.Options{Logger: a.log})
-		if err != nil {
-			s.cancel(nil)
-			return nil, err
-		}
-		go s.watchLock()
-	}
 	a.log.Debug("opening repository", "location", be.Location(), "id", id, "index", opts.IndexDir)
 	s.repo, err = chunkstore.Open(s.ctx, be, opts)
 	if err != nil {
@@ -180,7 +171,25 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 		}
 		return nil, err
 	}
-	if !o.noIndex && s.repo.IndexCreated() {
+	// Locking after the password is checked: a wrong password writes
+	// nothing, not even a lock object.
+	if o.lock != noLock {
+		a.log.Debug("locking repository", "exclusive", o.lock == exclusiveLock, "purpose", o.purpose)
+		s.lock, err = lock.Acquire(ctx, be, o.lock == exclusiveLock, o.purpose, lock.Options{Logger: a.log})
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		go s.watchLock()
+	}
+	if o.noIndex {
+		return s, nil
+	}
+	if err := s.repo.OpenIndex(s.ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.repo.IndexCreated() {
 		// A new index was filled from the index segments, which hold no
 		// history rows; without them the history view would be empty.
 		a.log.Info("index was missing or outdated; rebuilding file history from the snapshots")
