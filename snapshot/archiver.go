@@ -179,7 +179,9 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 
 // written returns the repository's write counters when it keeps them.
 func written(repo Repo) *chunkstore.WriteCounters {
-	if w, ok := repo.(interface{ Written() *chunkstore.WriteCounters }); ok {
+	if w, ok := repo.(interface {
+		Written() *chunkstore.WriteCounters
+	}); ok {
 		return w.Written()
 	}
 	return nil
@@ -303,11 +305,10 @@ func (f *future) wait(ctx context.Context) (node, error) {
 // relName is the name inside dirfd; rel the path relative to the source root.
 func (a *archiver) saveEntry(ctx context.Context, dirfd int, relName, rel, name string, parentTree *Tree) (*future, error) {
 	pn := parentTree.Find(name)
-	m, err := fsmeta.ReadKnownTarget(procPath(dirfd, relName), a.names, func(m *fsmeta.Meta) (string, bool) {
-		if pn != nil && pn.Type == TypeSymlink && pn.Mtime == m.Mtime && pn.Ctime == m.Ctime && pn.Inode == m.Inode {
-			return pn.LinkTarget, true
-		}
-		return "", false
+	m, reused, err := fsmeta.ReadReusing(procPath(dirfd, relName), a.names, func(m *fsmeta.Meta) bool {
+		// Sizes only for files: nodes keep no size for the other types.
+		return pn != nil && pn.Type == NodeType(m.Type) && (pn.Type != TypeFile || pn.Size == m.Size) &&
+			pn.Mtime == m.Mtime && pn.Ctime == m.Ctime && pn.Inode == m.Inode && pn.DeviceID == m.DeviceID
 	})
 	if errors.Is(err, fsmeta.ErrUnsupportedType) {
 		a.skipped(rel)
@@ -318,6 +319,9 @@ func (a *archiver) saveEntry(ctx context.Context, dirfd int, relName, rel, name 
 		return resolvedSkip(), nil
 	}
 	n := nodeFromMeta(name, &m)
+	if reused {
+		n.LinkTarget, n.Xattrs = pn.LinkTarget, pn.Xattrs
+	}
 	switch n.Type {
 	case TypeDir:
 		a.prog.Dirs.Add(1)

@@ -166,6 +166,18 @@ func TestIncremental(t *testing.T) {
 		t.Fatal("unchanged tree got a new tree ID")
 	}
 
+	// An attribute change moves only ctime; the next backup must see it
+	// without reading the content again.
+	if err := unix.Lsetxattr(filepath.Join(src, "empty"), "user.note", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	prog = snapshot.Progress{}
+	withXattr := backup(t, repo, src, snapshot.BackupOptions{}, &prog)
+	n, err := snapshot.Lookup(context.Background(), repo, withXattr.Record, "empty")
+	if err != nil || len(n.Xattrs) != 1 || n.Xattrs[0].Name != "user.note" || prog.ReadBytes.Load() != 0 {
+		t.Fatalf("xattr change: node %+v, err %v, read %d", n, err, prog.ReadBytes.Load())
+	}
+
 	time.Sleep(10 * time.Millisecond) // a distinct mtime
 	writeFile(t, filepath.Join(src, "a.txt"), []byte("changed\n"))
 	os.Remove(filepath.Join(src, "dir/sub/c.txt"))
@@ -190,7 +202,7 @@ func TestIncremental(t *testing.T) {
 
 	// Rebuilding the history from the snapshots gives the same versions.
 	before, _ := snapshot.History(context.Background(), repo, source, "a.txt")
-	for _, id := range []blob.ID{first.ID, second.ID, again.ID, third.ID} {
+	for _, id := range []blob.ID{first.ID, second.ID, again.ID, withXattr.ID, third.ID} {
 		repo.Index().DeleteHistory(source, id)
 	}
 	if v, _ := snapshot.History(context.Background(), repo, source, "a.txt"); len(v) != 0 {

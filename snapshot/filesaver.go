@@ -64,9 +64,13 @@ func (a *archiver) readFile(ctx context.Context, ck *chunker.Chunker, job *fileJ
 	}
 	size := before.Size
 	n.Size = uint64(size)
-	exts, err := fsmeta.DataExtents(job.f, size)
-	if err != nil {
-		exts = []fsmeta.Extent{{Off: 0, Len: size}}
+	exts := []fsmeta.Extent{{Off: 0, Len: size}}
+	// Only a file with fewer allocated blocks than its size can have holes;
+	// asking the others would cost two lseeks per file for nothing.
+	if before.Blocks*512 < size {
+		if e, err := fsmeta.DataExtents(job.f, size); err == nil {
+			exts = e
+		}
 	}
 	var pending []chan chunkResult
 	var pos int64

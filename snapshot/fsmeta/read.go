@@ -17,47 +17,46 @@ import (
 // Other errors are *os.PathError naming the failed call.
 //
 // Read does not change atime, except a symlink's: readlink(2) updates it and
-// nothing can prevent that. See ReadKnownTarget.
+// nothing can prevent that. See ReadReusing.
 func Read(path string, names *IDNames) (Meta, error) {
-	return ReadKnownTarget(path, names, nil)
+	m, _, err := ReadReusing(path, names, nil)
+	return m, err
 }
 
-// ReadKnownTarget is Read, but for a symlink it first asks known for the
-// target (given the stat fields) and calls readlink only when known has
-// none. A backup passes the previous snapshot's target of an unchanged
-// symlink, so that backing up does not keep moving symlink atimes.
-func ReadKnownTarget(path string, names *IDNames, known func(*Meta) (string, bool)) (Meta, error) {
+// ReadReusing is Read, except that when unchanged reports, from the stat
+// fields alone, that the file is as the caller saw it before, it skips
+// readlink and listxattr and returns reused = true with LinkTarget and
+// Xattrs empty, for the caller to fill in from what it saw then. A backup
+// passes "same inode, size, mtime and ctime as in the previous snapshot":
+// every change to a target or an attribute moves ctime. That spares an
+// unchanged tree a listxattr per file and keeps backups from moving
+// symlink atimes.
+func ReadReusing(path string, names *IDNames, unchanged func(*Meta) bool) (m Meta, reused bool, err error) {
 	var st unix.Stat_t
 	if err := ignoringEINTR(func() error { return unix.Fstatat(unix.AT_FDCWD, path, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-		return Meta{}, &os.PathError{Op: "lstat", Path: path, Err: err}
+		return Meta{}, false, &os.PathError{Op: "lstat", Path: path, Err: err}
 	}
-	m := fromStat(&st)
+	m = fromStat(&st)
 	if m.Type == TypeSocket || m.Type == TypeUnknown {
-		return m, &UnsupportedTypeError{Path: path, Type: m.Type}
+		return m, false, &UnsupportedTypeError{Path: path, Type: m.Type}
 	}
-	if m.Type == TypeSymlink {
-		target, ok := "", false
-		if known != nil {
-			target, ok = known(&m)
-		}
-		if !ok {
-			var err error
-			if target, err = readlink(path, st.Size); err != nil {
-				return m, err
+	if unchanged != nil && unchanged(&m) {
+		reused = true
+	} else {
+		if m.Type == TypeSymlink {
+			if m.LinkTarget, err = readlink(path, st.Size); err != nil {
+				return m, false, err
 			}
 		}
-		m.LinkTarget = target
+		if m.Xattrs, err = ReadXattrs(path); err != nil {
+			return m, false, err
+		}
 	}
-	xattrs, err := ReadXattrs(path)
-	if err != nil {
-		return m, err
-	}
-	m.Xattrs = xattrs
 	if names != nil {
 		m.User = names.User(m.UID)
 		m.Group = names.Group(m.GID)
 	}
-	return m, nil
+	return m, reused, nil
 }
 
 func fromStat(st *unix.Stat_t) Meta {
