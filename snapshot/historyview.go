@@ -37,8 +37,15 @@ func History(ctx context.Context, repo Repo, source, p string) ([]Version, error
 	for _, s := range snaps {
 		exists[s.ID] = true
 	}
+	return Versions(repo.Index(), exists, source, p)
+}
+
+// Versions is History for a caller that already knows which snapshots
+// exist, such as a mount that lists them periodically: it reads nothing
+// but the path's history rows.
+func Versions(idx index.Store, exists map[blob.ID]bool, source, p string) ([]Version, error) {
 	var out []Version
-	err = repo.Index().History(source, cleanRel(p), func(r *index.HistoryRow) error {
+	err := idx.History(source, cleanRel(p), func(r *index.HistoryRow) error {
 		if !exists[r.Snapshot] {
 			return nil
 		}

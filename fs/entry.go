@@ -1,0 +1,158 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// entryNode is one entry of a snapshot's tree, of any type: the kernel
+// only sends each type the calls that fit it.
+type entryNode struct {
+	fusefs.Inode
+	readOnly
+	m    *mount
+	snap uint64 // the snapshot root's inode number, which link groups hang off
+	e    Entry
+}
+
+// newEntry makes the inode of entry e, numbered ino, and fills out.
+func (m *mount) newEntry(ctx context.Context, parent *fusefs.Inode, snap, ino uint64, e Entry, out *fuse.EntryOut) *fusefs.Inode {
+	fillAttr(&out.Attr, &e)
+	n := &entryNode{m: m, snap: snap, e: e}
+	return parent.NewInode(ctx, n, fusefs.StableAttr{Mode: e.Mode & syscall.S_IFMT, Ino: ino})
+}
+
+func fillAttr(a *fuse.Attr, e *Entry) {
+	a.Mode = e.Mode
+	a.Owner = fuse.Owner{Uid: e.UID, Gid: e.GID}
+	a.Size = e.Size
+	a.Blocks = e.Blocks
+	a.Blksize = 4096
+	a.Nlink = max(e.Nlink, 1)
+	// glibc's dev_t agrees with the kernel's 32-bit encoding for every
+	// major below 4096 and minor below 2^20, all that FUSE can carry.
+	a.Rdev = uint32(e.Rdev)
+	a.Atime, a.Atimensec = splitNs(e.Atime)
+	a.Mtime, a.Mtimensec = splitNs(e.Mtime)
+	a.Ctime, a.Ctimensec = splitNs(e.Ctime)
+}
+
+// splitNs splits nanoseconds since the epoch into seconds and nanoseconds
+// as struct stat has them; the seconds of a time before 1970 are negative
+// and the nanoseconds still count up.
+func splitNs(ns int64) (uint64, uint32) {
+	s, n := ns/1e9, ns%1e9
+	if n < 0 {
+		s, n = s-1, n+1e9
+	}
+	return uint64(s), uint32(n)
+}
+
+func (n *entryNode) path() string { return n.Path(nil) }
+
+func (n *entryNode) Getattr(_ context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	fillAttr(&out.Attr, &n.e)
+	return 0
+}
+
+func (n *entryNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	e, err := n.m.repo.Lookup(ctx, &n.e, name)
+	if errno := n.m.errno(err, "reading directory", n.path()); errno != 0 {
+		return nil, errno
+	}
+	return n.m.newEntry(ctx, &n.Inode, n.snap, entryIno(n.snap, n.StableAttr().Ino, &e), e, out), 0
+}
+
+func (n *entryNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	list, err := n.m.repo.List(ctx, &n.e)
+	if errno := n.m.errno(err, "reading directory", n.path()); errno != 0 {
+		return nil, errno
+	}
+	out := make([]fuse.DirEntry, len(list))
+	for i := range list {
+		out[i] = fuse.DirEntry{Name: list[i].Name, Mode: list[i].Mode, Ino: entryIno(n.snap, n.StableAttr().Ino, &list[i])}
+	}
+	return fusefs.NewListDirStream(out), 0
+}
+
+func (n *entryNode) Readlink(context.Context) ([]byte, syscall.Errno) {
+	return []byte(n.e.Target), 0
+}
+
+func (n *entryNode) Getxattr(_ context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	for _, x := range n.e.Xattrs {
+		if x.Name == attr {
+			return copyOut(dest, x.Value)
+		}
+	}
+	return 0, syscall.ENODATA
+}
+
+func (n *entryNode) Listxattr(_ context.Context, dest []byte) (uint32, syscall.Errno) {
+	var b strings.Builder
+	for _, x := range n.e.Xattrs {
+		b.WriteString(x.Name)
+		b.WriteByte(0)
+	}
+	return copyOut(dest, []byte(b.String()))
+}
+
+// copyOut answers the getxattr/listxattr protocol: an empty dest asks for
+// the size, a short one is ERANGE.
+func copyOut(dest, v []byte) (uint32, syscall.Errno) {
+	if len(dest) == 0 {
+		return uint32(len(v)), 0
+	}
+	if len(dest) < len(v) {
+		return 0, syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+// Open hands out a File per open: the kernel may read one open file from
+// several threads, and read-ahead follows each reader separately.
+func (n *entryNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	if flags&writeFlags != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	f, err := n.m.repo.Open(ctx, &n.e)
+	if errno := n.m.errno(err, "opening file", n.path()); errno != 0 {
+		return nil, 0, errno
+	}
+	// Content never changes, so what the page cache holds from an
+	// earlier open is still right.
+	return f, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *entryNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	k, err := fh.(File).ReadAt(ctx, dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, n.m.errno(err, "reading file", n.path())
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (n *entryNode) Lseek(_ context.Context, fh fusefs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+	f := fh.(File)
+	switch whence {
+	case unix.SEEK_DATA:
+		d, ok := f.NextData(int64(off))
+		if !ok {
+			return 0, syscall.ENXIO
+		}
+		return uint64(d), 0
+	case unix.SEEK_HOLE:
+		if off >= n.e.Size {
+			return 0, syscall.ENXIO
+		}
+		return uint64(min(f.NextHole(int64(off)), int64(n.e.Size))), 0
+	}
+	return 0, syscall.EINVAL
+}

@@ -1,0 +1,175 @@
+package fs
+
+import (
+	"context"
+	"path"
+	"strings"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// historyNode is the directory <source>/.history/<path>. It lists one entry
+// per distinct version of path that was not a directory, named like the
+// snapshot the version first appeared in, and, if path ever was a
+// directory, every name ever seen in it. A version name hides a child of
+// the same name (a file named like a timestamp in a directory that was
+// once a file).
+type historyNode struct {
+	fusefs.Inode
+	readOnly
+	m      *mount
+	src    Source
+	source string // the source's directory name
+	path   string // "" is the source's root
+	dir    Entry  // whose owner, mode and times the directory shows
+}
+
+func (n *historyNode) attr(a *fuse.Attr) {
+	d := n.dir
+	d.Mode = syscall.S_IFDIR | d.Mode&0o7777
+	d.Size, d.Blocks, d.Nlink = 0, 0, 2
+	fillAttr(a, &d)
+}
+
+func (n *historyNode) Getattr(_ context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.attr(&out.Attr)
+	return 0
+}
+
+func (n *historyNode) where() string { return path.Join(n.source, historyDir, n.path) }
+
+// versions returns path's versions with the current listing of the
+// source, whose names they take.
+func (n *historyNode) versions(ctx context.Context, p string) ([]Version, *source, syscall.Errno) {
+	s := n.m.cat.Load().byName[n.source]
+	if s == nil {
+		return nil, nil, syscall.ENOENT
+	}
+	vs, err := n.m.repo.History(ctx, n.src, p)
+	return vs, s, n.m.errno(err, "reading history", path.Join(n.source, historyDir, p))
+}
+
+// isDir reports whether the path was ever a directory. The source's root
+// always was, though it has no history rows of its own.
+func isDir(p string, vs []Version) bool {
+	if p == "" {
+		return true
+	}
+	for _, v := range vs {
+		if v.Type == syscall.S_IFDIR {
+			return true
+		}
+	}
+	return false
+}
+
+// files returns the versions that are entries here: every state but
+// directories and deletions, of snapshots still listed.
+func files(vs []Version, s *source) []Version {
+	var out []Version
+	for _, v := range vs {
+		if _, ok := s.byID[v.Snapshot]; ok && !v.Deleted && v.Type != syscall.S_IFDIR {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (n *historyNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	vs, s, errno := n.versions(ctx, n.path)
+	if errno != 0 {
+		return nil, errno
+	}
+	var list []fuse.DirEntry
+	for _, v := range files(vs, s) {
+		list = append(list, fuse.DirEntry{Name: s.names[s.byID[v.Snapshot]], Mode: v.Type})
+	}
+	if isDir(n.path, vs) {
+		names, err := n.m.repo.HistoryNames(ctx, n.src, n.path)
+		if errno := n.m.errno(err, "reading history", n.where()); errno != 0 {
+			return nil, errno
+		}
+		for _, name := range names {
+			list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: childIno(n.StableAttr().Ino, name)})
+		}
+	}
+	return fusefs.NewListDirStream(list), 0
+}
+
+func (n *historyNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	vs, s, errno := n.versions(ctx, n.path)
+	if errno != 0 {
+		return nil, errno
+	}
+	for _, v := range files(vs, s) {
+		if s.names[s.byID[v.Snapshot]] == name {
+			return n.version(ctx, &s.snaps[s.byID[v.Snapshot]], out)
+		}
+	}
+	if !isDir(n.path, vs) {
+		return nil, syscall.ENOENT
+	}
+	child := path.Join(n.path, name)
+	cvs, _, errno := n.versions(ctx, child)
+	if errno != 0 {
+		return nil, errno
+	}
+	if len(cvs) == 0 {
+		return nil, syscall.ENOENT
+	}
+	h := &historyNode{m: n.m, src: n.src, source: n.source, path: child, dir: n.containerAttr(ctx, s, child, cvs)}
+	h.attr(&out.Attr)
+	return n.NewInode(ctx, h, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: childIno(n.StableAttr().Ino, name)}), 0
+}
+
+// containerAttr picks what the history directory of p shows: the directory
+// p last was, so that its owner and mode guard its history as they guarded
+// it; for a path that never was a directory, a listing anyone may read
+// (the versions inside keep their own owners and modes).
+func (n *historyNode) containerAttr(ctx context.Context, s *source, p string, vs []Version) Entry {
+	for i := len(vs) - 1; i >= 0; i-- {
+		j, ok := s.byID[vs[i].Snapshot]
+		if !ok || vs[i].Type != syscall.S_IFDIR {
+			continue
+		}
+		if e, _, err := n.m.resolve(ctx, &s.snaps[j], p); err == nil {
+			return e
+		}
+	}
+	last := vs[len(vs)-1].Time.UnixNano()
+	return Entry{Mode: syscall.S_IFDIR | 0o555, Atime: last, Mtime: last, Ctime: last}
+}
+
+// version makes the entry of path in snapshot s. It gets the inode number
+// it has in the snapshot's own tree: the same file, the same page cache.
+func (n *historyNode) version(ctx context.Context, s *Snapshot, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	e, ino, err := n.m.resolve(ctx, s, n.path)
+	if errno := n.m.errno(err, "reading snapshot", n.where()); errno != 0 {
+		return nil, errno
+	}
+	sino := snapshotIno(s.ID)
+	return n.m.newEntry(ctx, &n.Inode, sino, ino, e, out), 0
+}
+
+// resolve walks p from snapshot s's root, numbering entries on the way as
+// the snapshot's tree does.
+func (m *mount) resolve(ctx context.Context, s *Snapshot, p string) (Entry, uint64, error) {
+	e, err := m.repo.Root(ctx, s)
+	if err != nil {
+		return Entry{}, 0, err
+	}
+	sino := snapshotIno(s.ID)
+	cur := sino
+	for _, c := range strings.Split(p, "/") {
+		if c == "" {
+			continue
+		}
+		if e, err = m.repo.Lookup(ctx, &e, c); err != nil {
+			return Entry{}, 0, err
+		}
+		cur = entryIno(sino, cur, &e)
+	}
+	return e, cur, nil
+}

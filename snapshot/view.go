@@ -1,0 +1,106 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"unsafe"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+)
+
+// ViewOptions bound a View's memory.
+type ViewOptions struct {
+	TreeCache int64 // bytes of decoded trees kept; default 16 MiB
+	BlobCache int64 // bytes of file content kept; default 32 MiB
+	// Fetchers is how many chunks are fetched ahead of sequential readers
+	// at once, across all files; default 4.
+	Fetchers int
+}
+
+// View reads snapshots for a long-lived reader such as a mount: trees are
+// decoded when first needed and kept in an LRU cache, file content goes
+// through a cache of plaintext chunks with read-ahead. Its memory is
+// bounded by the options whatever the size of the repository.
+type View struct {
+	repo   Repo
+	trees  *cache[blob.ID, *Tree]
+	chunks *cache[blob.ID, []byte]
+	// fetch limits read-ahead: chunks being fetched ahead hold memory
+	// outside the cache until they land in it.
+	fetch chan struct{}
+}
+
+// NewView returns a View of repo.
+func NewView(repo Repo, o ViewOptions) *View {
+	if o.TreeCache == 0 {
+		o.TreeCache = 16 << 20
+	}
+	if o.BlobCache == 0 {
+		o.BlobCache = 32 << 20
+	}
+	if o.Fetchers == 0 {
+		o.Fetchers = 4
+	}
+	return &View{
+		repo:   repo,
+		trees:  newCache[blob.ID, *Tree](o.TreeCache),
+		chunks: newCache[blob.ID, []byte](o.BlobCache),
+		fetch:  make(chan struct{}, o.Fetchers),
+	}
+}
+
+// Repo returns the repository the view reads.
+func (v *View) Repo() Repo { return v.repo }
+
+// nodeSize approximates what one decoded node occupies besides its share
+// of the tree blob, which its strings point into.
+const nodeSize = int64(unsafe.Sizeof(Node{}))
+
+// Tree returns the decoded tree blob id.
+func (v *View) Tree(ctx context.Context, id blob.ID) (*Tree, error) {
+	return v.trees.get(ctx, id, func(ctx context.Context) (*Tree, int64, error) {
+		b, err := v.repo.LoadBlob(ctx, blob.Tree, id, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		t, err := DecodeTree(b)
+		if err != nil {
+			return nil, 0, fmt.Errorf("tree %s: %w", id.Short(), err)
+		}
+		size := int64(len(b)) + int64(len(t.Nodes))*nodeSize
+		for i := range t.Nodes {
+			size += int64(len(t.Nodes[i].Content)) * int64(unsafe.Sizeof(Chunk{}))
+		}
+		return t, size, nil
+	})
+}
+
+// chunk returns the plaintext of one data chunk, checked against its size
+// in the file's content list.
+func (v *View) chunk(ctx context.Context, c Chunk) ([]byte, error) {
+	return v.chunks.get(ctx, c.ID, func(ctx context.Context) ([]byte, int64, error) {
+		b, err := v.repo.LoadBlob(ctx, blob.Data, c.ID, nil)
+		if err == nil && uint64(len(b)) != c.Size {
+			err = fmt.Errorf("blob %s has %d bytes, the file's content list says %d", c.ID.Short(), len(b), c.Size)
+		}
+		return b, int64(len(b)), err
+	})
+}
+
+// prefetch starts loading c into the cache unless it is there or on its
+// way, or read-ahead is already as busy as allowed: then a reader catches
+// up with it later, and read-ahead never queues unbounded work.
+func (v *View) prefetch(ctx context.Context, c Chunk) {
+	if c.IsHole() || v.chunks.loading(c.ID) {
+		return
+	}
+	select {
+	case v.fetch <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-v.fetch }()
+		_, _ = v.chunk(context.WithoutCancel(ctx), c)
+	}()
+}
