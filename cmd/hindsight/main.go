@@ -141,7 +141,7 @@ Wherever a snapshot is named, "latest" or an unambiguous prefix of its ID
 	root.AddCommand(
 		a.initCommand(), a.backupCommand(), a.snapshotsCommand(), a.lsCommand(),
 		a.restoreCommand(), a.checkCommand(), a.statsCommand(), a.keyCommand(),
-		a.indexCommand(), a.historyCommand(), exitCodesTopic(),
+		a.indexCommand(), a.historyCommand(), a.mountCommand(), exitCodesTopic(),
 	)
 	return root
 }
