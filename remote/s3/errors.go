@@ -1,0 +1,64 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/hindsight-backup/hindsight/remote"
+)
+
+// The failures a user must act on; each is marked permanent, since sending
+// the same request again cannot cure it. Test with errors.Is.
+var (
+	ErrNoBucket     = errors.New("bucket does not exist")
+	ErrAccessDenied = errors.New("access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy")
+	ErrClockSkew    = errors.New("the server refused the request signature because this machine's clock differs from the server's by more than 15 minutes: fix the clock (NTP)")
+)
+
+// codes maps S3 error codes to our sentinels. The messages S3 sends with
+// them are kept too: they hold request IDs, never the secret key.
+var codes = map[string]error{
+	"NoSuchKey":             remote.ErrNotExist,
+	"NoSuchBucket":          ErrNoBucket,
+	"AccessDenied":          ErrAccessDenied,
+	"InvalidAccessKeyId":    ErrAccessDenied,
+	"SignatureDoesNotMatch": ErrAccessDenied,
+	"InvalidToken":          ErrAccessDenied,
+	"ExpiredToken":          ErrAccessDenied,
+	"RequestTimeTooSkewed":  ErrClockSkew,
+}
+
+// fail turns a minio-go error into one that errors.Is can classify and
+// remote.WithRetry can judge: a cancelled ctx wins; known codes map to
+// sentinels; other 4xx are permanent; 5xx, 408, 429 and transport errors
+// (refused, reset, timeouts) are left transient.
+func (b *Backend) fail(ctx context.Context, op, name string, err error) error {
+	where := fmt.Sprintf("s3: %s %s", op, b.cfg)
+	if name != "" {
+		where = fmt.Sprintf("s3: %s %s", op, name)
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%s: %w", where, ctxErr)
+	}
+	resp := minio.ToErrorResponse(err)
+	if sentinel, ok := codes[resp.Code]; ok {
+		e := fmt.Errorf("%s: %w (%s)", where, sentinel, resp.Code)
+		if sentinel == remote.ErrNotExist {
+			return e
+		}
+		return remote.Permanent(e)
+	}
+	switch s := resp.StatusCode; {
+	case s == http.StatusNotFound:
+		return fmt.Errorf("%s: %w", where, remote.ErrNotExist)
+	case s == http.StatusRequestTimeout, s == http.StatusTooManyRequests:
+		return fmt.Errorf("%s: %w", where, err)
+	case s >= 400 && s < 500:
+		return remote.Permanent(fmt.Errorf("%s: %w", where, err))
+	}
+	return fmt.Errorf("%s: %w", where, err)
+}
