@@ -1,0 +1,143 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/hindsight-backup/hindsight/chunkstore"
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/remote/s3"
+	"github.com/hindsight-backup/hindsight/remote/s3/s3test"
+)
+
+func TestPushToMinIO(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.MakeBucket(t, "backups")
+	e := testEnv(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		e[k] = v
+	}
+	initRepo(t, e)
+	must(t, e, noConfig(t, "backup", sourceTree(t))...)
+	url := srv.URL("backups", "host1")
+	must(t, e, noConfig(t, "remote", "add", "offsite", url)...)
+	if r := must(t, e, noConfig(t, "remote", "list")...); r.stdout != "offsite\t"+url+"\n" {
+		t.Errorf("remote list = %q", r.stdout)
+	}
+
+	decode := func(out string) (p struct {
+		Packs         int `json:"packs"`
+		PacksPresent  int `json:"packs_present"`
+		PacksSent     int `json:"packs_sent"`
+		SnapshotsSent int `json:"snapshots_sent"`
+	}) {
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			t.Fatalf("push --json: %v: %q", err, out)
+		}
+		return p
+	}
+	first := decode(must(t, e, noConfig(t, "push", "offsite", "--json", "--jobs", "2", "--limit-upload", "64M")...).stdout)
+	if first.Packs == 0 || first.PacksSent != first.Packs || first.SnapshotsSent != 1 {
+		t.Errorf("first push %+v; want every pack and the snapshot sent", first)
+	}
+	must(t, e, noConfig(t, "backup", sourceTree(t))...)
+	second := decode(must(t, e, noConfig(t, "push", "offsite", "--json")...).stdout)
+	if second.PacksPresent != first.Packs || second.SnapshotsSent != 1 {
+		t.Errorf("second push %+v; want the %d old packs found, the new snapshot sent", second, first.Packs)
+	}
+
+	var st struct {
+		Packs            int      `json:"packs"`
+		PacksOnRemote    int      `json:"packs_on_remote"`
+		Snapshots        int      `json:"snapshots"`
+		SnapshotsPending []string `json:"snapshots_pending"`
+	}
+	r := must(t, e, noConfig(t, "remote", "status", "offsite", "--json")...)
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Packs != st.PacksOnRemote || st.Snapshots != 2 || len(st.SnapshotsPending) != 0 {
+		t.Errorf("remote status after push = %+v; want nothing pending", st)
+	}
+
+	// The remote alone is a repository with both snapshots.
+	cfg, err := s3.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Credentials = srv.Credentials
+	be, err := s3.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	repo, err := chunkstore.Open(t.Context(), be, chunkstore.LocalOptions(dir, []byte(e["HINDSIGHT_PASSWORD"])))
+	if err != nil {
+		t.Fatalf("opening the pushed copy: %v", err)
+	}
+	defer repo.Close()
+	n := 0
+	if err := repo.ListSnapshots(t.Context(), func(blob.ID, []byte) error { n++; return nil }); err != nil || n != 2 {
+		t.Errorf("the remote lists %d snapshots (%v); want 2", n, err)
+	}
+}
+
+func TestPushErrors(t *testing.T) {
+	e := testEnv(t)
+	e["AWS_ACCESS_KEY_ID"] = "AKIAEXAMPLE"
+	e["AWS_SECRET_ACCESS_KEY"] = "do-not-print-me"
+	initRepo(t, e)
+	tests := []struct {
+		name string
+		code int
+		args []string
+		want string
+	}{
+		{"unknown remote", exitUsage, []string{"push", "nowhere"}, "no such remote"},
+		{"bad rate", exitUsage, []string{"push", "x", "--limit-upload", "fast"}, "--limit-upload"},
+		{"no jobs", exitUsage, []string{"push", "x", "--jobs", "0"}, "--jobs"},
+		{"bad URL", exitUsage, []string{"remote", "add", "x", "s3:ftp://h/b"}, "invalid S3 URL"},
+		{"credentials in URL", exitUsage, []string{"remote", "add", "x", "s3:https://AKIA:do-not-print-me@h/b"}, "AWS_ACCESS_KEY_ID"},
+		{"bad name", exitFailure, []string{"remote", "add", "a/b", "s3:https://h/bucket", "--no-check"}, "remote name"},
+		{"unreachable", exitFailure, []string{"remote", "add", "x", "s3:http://127.0.0.1:1/bucket"}, "127.0.0.1:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := wantExit(t, tt.code, e, noConfig(t, tt.args...)...)
+			if !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("stderr %q does not mention %q", r.stderr, tt.want)
+			}
+			if strings.Contains(r.stderr+r.stdout, "do-not-print-me") {
+				t.Errorf("output shows the secret: %q", r.stderr)
+			}
+		})
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"", 0, false},
+		{"0", 0, false},
+		{"1000", 1000, false},
+		{"800K", 800 << 10, false},
+		{"8M", 8 << 20, false},
+		{"8MiB", 8 << 20, false},
+		{"8mb", 8 << 20, false},
+		{"1.5G", 3 << 29, false},
+		{"fast", 0, true},
+		{"-1M", 0, true},
+		{"M", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseRate(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseRate(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hindsight-backup/hindsight/remote"
+	"github.com/hindsight-backup/hindsight/remote/local"
+	"github.com/hindsight-backup/hindsight/remote/s3"
+)
+
+const remoteURLHelp = `A remote is an S3 bucket and prefix, written
+  s3:https://HOST[:PORT]/BUCKET[/PREFIX][?region=R&lookup=path|dns|auto&ca=FILE]
+(lookup: path-style or virtual-host requests; auto picks virtual-host for
+AWS and path-style elsewhere; ca: a PEM file of CAs to trust), or a local
+directory. Credentials never go into the URL: they come from
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else
+MINIO_ROOT_USER / MINIO_ROOT_PASSWORD, else ~/.aws/credentials (AWS_PROFILE).
+The region defaults to AWS_REGION, then AWS_DEFAULT_REGION.
+
+Remotes are recorded in the repository itself (the file remotes.json at its
+top), so the list travels with the repository; the URLs are stored, never
+the credentials.`
+
+func (a *app) remoteCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remote",
+		Short: "Manage the remotes a repository is pushed to",
+		Long:  remoteURLHelp,
+		Args:  groupArgs,
+		RunE:  groupRun,
+	}
+	var noCheck, jsonOut bool
+	add := &cobra.Command{
+		Use:   "add NAME URL",
+		Short: "Add a remote, or change the URL of one",
+		Long: `Record URL as the remote NAME. The bucket is checked first (it must
+exist and the credentials must work) unless --no-check is given.
+
+` + remoteURLHelp,
+		Example: `  hindsight remote add offsite s3:https://s3.example.com/backups/host1`,
+		Args:    cobra.ExactArgs(2),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			return a.remoteAdd(cmd.Context(), args[0], args[1], !noCheck)
+		}),
+	}
+	add.Flags().BoolVar(&noCheck, "no-check", false, "record the remote without contacting it")
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List the remotes",
+		Long:    "Print each remote's name and URL, one a line, tab-separated.",
+		Example: "  hindsight remote list",
+		Args:    cobra.NoArgs,
+		RunE: a.action(func(cmd *cobra.Command, _ []string) error {
+			return a.remoteList(cmd.Context())
+		}),
+	}
+	status := &cobra.Command{
+		Use:   "status NAME",
+		Short: "Show what the remote holds and what is pending",
+		Long: `Count the packs that pushes recorded as uploaded to the remote (from the
+local index, without asking the remote), and compare the snapshot records
+of both sides (one listing of the remote). Pending work is what the next
+'hindsight push NAME' uploads.`,
+		Example: `  hindsight remote status offsite
+  hindsight remote status offsite --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			return a.remoteStatus(cmd.Context(), args[0], jsonOut)
+		}),
+	}
+	status.Flags().BoolVar(&jsonOut, "json", false, "print the status as one JSON object")
+	cmd.AddCommand(add, list, status)
+	return cmd
+}
+
+// openRemote turns a remote's URL into a Backend. repo.go's openBackend
+// can hand its s3: case here, so that every command reads an S3
+// repository the way push writes one.
+func (a *app) openRemote(ctx context.Context, url string, check bool) (remote.Backend, error) {
+	if !s3.IsURL(url) {
+		be, err := local.OpenDir(url)
+		if remote.IsNotExist(err) {
+			return nil, fmt.Errorf("remote %s: directory does not exist", url)
+		}
+		return be, err
+	}
+	cfg, err := s3.ParseURL(url)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	cfg.Credentials = s3.Credentials{
+		AccessKeyID:     a.getenv("AWS_ACCESS_KEY_ID"),
+		SecretAccessKey: a.getenv("AWS_SECRET_ACCESS_KEY"),
+		SessionToken:    a.getenv("AWS_SESSION_TOKEN"),
+	}
+	if cfg.Region == "" {
+		cfg.Region = a.getenv("AWS_REGION")
+	}
+	if cfg.Region == "" {
+		cfg.Region = a.getenv("AWS_DEFAULT_REGION")
+	}
+	if !check {
+		return s3.New(cfg)
+	}
+	return s3.Open(ctx, cfg)
+}
+
+func (a *app) remoteAdd(ctx context.Context, name, url string, check bool) error {
+	s, err := a.openRepo(ctx, openOptions{noIndex: true})
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	be, err := a.openRemote(s.ctx, url, check)
+	if err != nil {
+		return err
+	}
+	be.Close()
+	if err := s.repo.SaveRemote(s.ctx, name, url); err != nil {
+		return err
+	}
+	if !a.quiet {
+		fmt.Fprintf(a.stdout, "remote %s: %s\n", name, be.Location())
+	}
+	return nil
+}
+
+func (a *app) remoteList(ctx context.Context) error {
+	s, err := a.openRepo(ctx, openOptions{noIndex: true})
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	all, err := s.repo.Remotes(s.ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		fmt.Fprintf(a.stdout, "%s\t%s\n", name, all[name])
+	}
+	return nil
+}
+
+func (a *app) remoteStatus(ctx context.Context, name string, jsonOut bool) error {
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "remote status"})
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	url, err := s.repo.Remote(s.ctx, name)
+	if err != nil {
+		return usageError{err}
+	}
+	be, err := a.openRemote(s.ctx, url, false)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	st, err := s.repo.RemoteStatus(s.ctx, name, remote.WithRetry(be, remote.RetryOptions{Logger: a.log}))
+	if err != nil {
+		return s.err(err)
+	}
+	pending := make([]string, len(st.SnapshotsPending))
+	for i, id := range st.SnapshotsPending {
+		pending[i] = id.String()
+	}
+	if jsonOut {
+		return writeJSON(a.stdout, struct {
+			Remote           string   `json:"remote"`
+			URL              string   `json:"url"`
+			Packs            int      `json:"packs"`
+			PacksOnRemote    int      `json:"packs_on_remote"`
+			Bytes            int64    `json:"bytes"`
+			BytesOnRemote    int64    `json:"bytes_on_remote"`
+			Snapshots        int      `json:"snapshots"`
+			SnapshotsPending []string `json:"snapshots_pending"`
+		}{name, be.Location(), st.Packs, st.PacksOnRemote, st.Bytes, st.BytesOnRemote, st.Snapshots, pending})
+	}
+	fmt.Fprintf(a.stdout, "remote %s: %s\n", name, be.Location())
+	fmt.Fprintf(a.stdout, "  packs:     %d of %d uploaded (%s of %s); %d pending (%s)\n",
+		st.PacksOnRemote, st.Packs, formatBytes(uint64(st.BytesOnRemote)), formatBytes(uint64(st.Bytes)),
+		st.Packs-st.PacksOnRemote, formatBytes(uint64(st.Bytes-st.BytesOnRemote)))
+	fmt.Fprintf(a.stdout, "  snapshots: %d of %d on the remote; %d pending\n",
+		st.Snapshots-len(pending), st.Snapshots, len(pending))
+	printCapped(a.stdout, "  pending snapshots:", pending, 0, 10)
+	return nil
+}
