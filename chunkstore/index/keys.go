@@ -18,6 +18,13 @@
 //	"s" snapshotID(32)                    → encrypted-then-decrypted snapshot record bytes (summary cache)
 //	"h" source 0x00 path time(8) snapID(32) → history row value, see HistoryRow
 //
+// The remote name in "r" keys is a uint16 big-endian length and the name's
+// bytes. push (chunkstore/push.go) sets an "r" key, without a sync, after
+// each pack it uploads, and for each pack it finds already uploaded; a key
+// lost in a crash is set again by the next push, which Stats every pack. A
+// key is a claim to confirm, never proof: push trusts only Stat, and
+// 'remote status' reports these keys as what earlier pushes achieved.
+//
 // A history path is encoded as its components, each followed by 0x00, then
 // one more 0x00. Components are never empty and contain no 0x00, so the byte
 // after a directory's components is 0x00 for rows of the directory itself
