@@ -2,12 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/hindsight-backup/hindsight/chunkstore"
-	"github.com/hindsight-backup/hindsight/chunkstore/blob"
-	"github.com/hindsight-backup/hindsight/remote/s3"
 	"github.com/hindsight-backup/hindsight/remote/s3/s3test"
 )
 
@@ -42,7 +41,8 @@ func TestPushToMinIO(t *testing.T) {
 	if first.Packs == 0 || first.PacksSent != first.Packs || first.SnapshotsSent != 1 {
 		t.Errorf("first push %+v; want every pack and the snapshot sent", first)
 	}
-	must(t, e, noConfig(t, "backup", sourceTree(t))...)
+	src := sourceTree(t)
+	must(t, e, noConfig(t, "backup", src)...)
 	second := decode(must(t, e, noConfig(t, "push", "offsite", "--json")...).stdout)
 	if second.PacksPresent != first.Packs || second.SnapshotsSent != 1 {
 		t.Errorf("second push %+v; want the %d old packs found, the new snapshot sent", second, first.Packs)
@@ -62,25 +62,27 @@ func TestPushToMinIO(t *testing.T) {
 		t.Errorf("remote status after push = %+v; want nothing pending", st)
 	}
 
-	// The remote alone is a repository with both snapshots.
-	cfg, err := s3.ParseURL(url)
-	if err != nil {
+	// The remote alone is the repository: wipe the local one, clone the
+	// remote into a new directory, restore from the clone.
+	if err := os.RemoveAll(e["HINDSIGHT_REPOSITORY"]); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Credentials = srv.Credentials
-	be, err := s3.Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
+	clone := filepath.Join(t.TempDir(), "clone")
+	must(t, e, noConfig(t, "clone", url, clone)...)
+	e["HINDSIGHT_REPOSITORY"] = clone
+	target := filepath.Join(t.TempDir(), "restored")
+	must(t, e, noConfig(t, "restore", "latest", "--target", target, "--verify")...)
+	compareTrees(t, src, target)
+	if r := must(t, e, noConfig(t, "snapshots", "--json")...); strings.Count(r.stdout, `"id"`) != 2 {
+		t.Errorf("the clone lists snapshots:\n%s", r.stdout)
 	}
-	dir := t.TempDir()
-	repo, err := chunkstore.Open(t.Context(), be, chunkstore.LocalOptions(dir, []byte(e["HINDSIGHT_PASSWORD"])))
-	if err != nil {
-		t.Fatalf("opening the pushed copy: %v", err)
+	if r := must(t, e, noConfig(t, "remote", "list")...); r.stdout != "origin\t"+url+"\n" {
+		t.Errorf("the clone's remotes = %q; want origin", r.stdout)
 	}
-	defer repo.Close()
-	n := 0
-	if err := repo.ListSnapshots(t.Context(), func(blob.ID, []byte) error { n++; return nil }); err != nil || n != 2 {
-		t.Errorf("the remote lists %d snapshots (%v); want 2", n, err)
+	// Pushing back to the origin finds everything there.
+	back := decode(must(t, e, noConfig(t, "push", "origin", "--json")...).stdout)
+	if back.PacksSent != 0 || back.PacksPresent != back.Packs {
+		t.Errorf("push of a fresh clone to its origin: %+v; want nothing sent", back)
 	}
 }
 
