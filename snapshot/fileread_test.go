@@ -1,0 +1,129 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/hindsight-backup/hindsight/chunkstore"
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+)
+
+// sparseFile stores a file of: 100 data bytes, a 50-byte hole, 30 data
+// bytes, a 20-byte hole; and returns its node and its bytes.
+func sparseFile(t *testing.T) (*View, *Node, []byte) {
+	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
+	ctx := context.Background()
+	var want []byte
+	n := &Node{Type: TypeFile}
+	for _, part := range []struct {
+		size int
+		hole bool
+	}{{100, false}, {50, true}, {30, false}, {20, true}} {
+		b := make([]byte, part.size)
+		c := Chunk{Size: uint64(part.size)}
+		if !part.hole {
+			for i := range b {
+				b[i] = byte(len(want) + i)
+			}
+			c.ID = repo.BlobID(b)
+			if _, err := repo.SaveBlob(ctx, blob.Data, c.ID, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want = append(want, b...)
+		n.Content = append(n.Content, c)
+	}
+	if err := repo.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n.Size = uint64(len(want))
+	return NewView(repo, ViewOptions{BlobCache: 64}), n, want
+}
+
+func TestFileReaderReadAt(t *testing.T) {
+	v, n, want := sparseFile(t)
+	r := v.Open(n)
+	tests := []struct {
+		name    string
+		off     int64
+		size    int
+		wantN   int
+		wantEOF bool
+	}{
+		{"all", 0, 200, 200, false},
+		{"within a chunk", 10, 20, 20, false},
+		{"across data, hole and data", 90, 70, 70, false},
+		{"inside a hole", 110, 10, 10, false},
+		{"past the end", 190, 20, 10, true},
+		{"at the end", 200, 5, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := bytes.Repeat([]byte{0xee}, tc.size)
+			k, err := r.ReadAt(context.Background(), p, tc.off)
+			if k != tc.wantN || (err == io.EOF) != tc.wantEOF || (err != nil && err != io.EOF) {
+				t.Fatalf("ReadAt(%d, %d) = %d, %v", tc.off, tc.size, k, err)
+			}
+			if !bytes.Equal(p[:k], want[tc.off:tc.off+int64(k)]) {
+				t.Errorf("wrong bytes")
+			}
+		})
+	}
+}
+
+func TestFileReaderSeek(t *testing.T) {
+	v, n, _ := sparseFile(t)
+	r := v.Open(n)
+	tests := []struct {
+		off      int64
+		data     int64
+		dataOK   bool
+		nextHole int64
+	}{
+		{0, 0, true, 100},
+		{99, 99, true, 100},
+		{100, 150, true, 100},
+		{149, 150, true, 149},
+		{150, 150, true, 180},
+		{180, 0, false, 180},
+		{199, 0, false, 199},
+	}
+	for _, tc := range tests {
+		d, ok := r.NextData(tc.off)
+		if d != tc.data || ok != tc.dataOK {
+			t.Errorf("NextData(%d) = %d, %v; want %d, %v", tc.off, d, ok, tc.data, tc.dataOK)
+		}
+		if h := r.NextHole(tc.off); h != tc.nextHole {
+			t.Errorf("NextHole(%d) = %d, want %d", tc.off, h, tc.nextHole)
+		}
+	}
+}
+
+// TestFileReaderConcurrent reads one file from many goroutines through a
+// cache smaller than the file, so that chunks are evicted and loaded again
+// while others wait for them.
+func TestFileReaderConcurrent(t *testing.T) {
+	v, n, want := sparseFile(t)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			r := v.Open(n)
+			p := make([]byte, 7+i)
+			for off := int64(0); off < int64(len(want)); off += int64(len(p)) {
+				k, err := r.ReadAt(context.Background(), p, off)
+				if err != nil && err != io.EOF {
+					t.Error(err)
+					return
+				}
+				if !bytes.Equal(p[:k], want[off:off+int64(k)]) {
+					t.Errorf("reader %d: wrong bytes at %d", i, off)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
