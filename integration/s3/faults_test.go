@@ -1,0 +1,123 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/hindsight-backup/hindsight/chunkstore"
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/remote"
+	"github.com/hindsight-backup/hindsight/remote/s3"
+	"github.com/hindsight-backup/hindsight/remote/s3/s3test"
+)
+
+// repoWithPacks makes a local repository of n random blobs in 1 MiB packs,
+// with one snapshot.
+func repoWithPacks(t *testing.T, n int) (*chunkstore.Repository, map[blob.ID][]byte) {
+	r, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{PackSize: 1 << 20, Compression: "none"})
+	blobs := map[blob.ID][]byte{}
+	rng := rand.NewChaCha8([32]byte{7})
+	for range n {
+		p := make([]byte, 200<<10)
+		rng.Read(p)
+		id := r.BlobID(p)
+		if _, err := r.SaveBlob(t.Context(), blob.Data, id, p); err != nil {
+			t.Fatal(err)
+		}
+		blobs[id] = p
+	}
+	snap, _ := chunkstore.NewSnapshotID()
+	if err := r.SaveSnapshot(t.Context(), snap, []byte("faults")); err != nil {
+		t.Fatal(err)
+	}
+	return r, blobs
+}
+
+func fastRetry() *remote.RetryOptions {
+	return &remote.RetryOptions{MaxAttempts: 40, InitialDelay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)}
+}
+
+// openS3Repo opens the repository under bucket/prefix at endpoint, its
+// index in memory, as a machine with nothing but the URL and password.
+func openS3Repo(t *testing.T, srv *s3test.Server, endpoint, bucket, prefix string) *chunkstore.Repository {
+	t.Helper()
+	be, err := s3.New(s3.Config{Endpoint: endpoint, Bucket: bucket, Prefix: prefix, Region: "us-east-1",
+		Lookup: s3.LookupPath, Credentials: srv.Credentials})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := chunkstore.Open(t.Context(), remote.Wrap(be, remote.WrapOptions{Retry: fastRetry()}),
+		chunkstore.Options{Password: []byte(chunkstore.TestPassword), FS: vfs.NewMem(), IndexDir: "/index", ScratchDir: "/tmp"})
+	if err != nil {
+		t.Fatalf("opening the repository on S3: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// TestPushThroughFaults pushes through a proxy that answers one object
+// request in ten with a 503, drops one connection in ten mid-request,
+// truncates one response in ten and delays one in ten; then reads every
+// blob back through the same proxy. The retry wrapper must make both
+// succeed, and nothing may be lost or damaged.
+func TestPushThroughFaults(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.MakeBucket(t, "faults")
+	r, blobs := repoWithPacks(t, 40)
+	rng := rand.New(rand.NewPCG(1, 2))
+	proxy := srv.StartProxy(t, func(req *http.Request) s3test.Fault {
+		if !s3test.IsObjectRequest(req) {
+			return s3test.Pass
+		}
+		if f := s3test.Fault(rng.IntN(10)); f <= s3test.Slow {
+			return f
+		}
+		return s3test.Pass
+	})
+	be, err := s3.New(s3.Config{Endpoint: proxy.Endpoint, Bucket: "faults", Prefix: "repo", Region: "us-east-1",
+		Lookup: s3.LookupPath, Credentials: srv.Credentials})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := remote.Wrap(be, remote.WrapOptions{Retry: fastRetry(), Connections: 4})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	st, err := r.Push(ctx, dst, chunkstore.PushOptions{Remote: "faulty", Jobs: 4})
+	if err != nil {
+		t.Fatalf("Push through faults: %v (injected %v)", err, proxy.Injected())
+	}
+	if st.PacksSent == 0 || st.PacksSent != st.Packs || st.SnapshotsSent != 1 {
+		t.Errorf("push %+v; want every pack and the snapshot sent", st)
+	}
+	// Straight from MinIO, and then through the faults again.
+	for _, endpoint := range []string{srv.Endpoint, proxy.Endpoint} {
+		t.Run(fmt.Sprintf("read back via %s", endpoint), func(t *testing.T) {
+			c := openS3Repo(t, srv, endpoint, "faults", "repo")
+			for id, want := range blobs {
+				got, err := c.LoadBlob(ctx, blob.Data, id, nil)
+				if err != nil {
+					t.Fatalf("LoadBlob %s: %v", id.Short(), err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("blob %s differs", id.Short())
+				}
+			}
+		})
+	}
+	injected := proxy.Injected()
+	for _, f := range []s3test.Fault{s3test.Busy, s3test.Reset, s3test.Truncate, s3test.Slow} {
+		if injected[f] == 0 {
+			t.Errorf("no %s fault was injected (%v): the test proved less than it claims", f, injected)
+		}
+	}
+	t.Logf("faults injected: %v", injected)
+}
