@@ -1,0 +1,162 @@
+package s3
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hindsight-backup/hindsight/integration/treecmp"
+	"github.com/hindsight-backup/hindsight/remote/s3/s3test"
+)
+
+// cli runs the hindsight binary with one environment.
+type cli struct {
+	t   *testing.T
+	env []string
+}
+
+// start runs the binary; stdout and stderr are collected apart, so that
+// --json output stays parseable whatever is logged.
+func (c cli) start(args ...string) (cmd *exec.Cmd, stdout, stderr *bytes.Buffer) {
+	cmd = exec.Command(hsBin, args...)
+	cmd.Env = c.env
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	return cmd, stdout, stderr
+}
+
+func (c cli) must(args ...string) string {
+	c.t.Helper()
+	cmd, stdout, stderr := c.start(args...)
+	if err := cmd.Wait(); err != nil {
+		c.t.Fatalf("hindsight %s: %v\n%s%s", strings.Join(args, " "), err, stdout, stderr)
+	}
+	if stderr.Len() > 0 {
+		c.t.Logf("hindsight %s: stderr:\n%s", strings.Join(args, " "), stderr)
+	}
+	return stdout.String()
+}
+
+// randomTree writes files of random bytes, enough for several packs.
+func randomTree(t *testing.T, dir string, files, size int) {
+	rng := rand.NewChaCha8([32]byte{42})
+	p := make([]byte, size)
+	for i := range files {
+		rng.Read(p)
+		if err := os.WriteFile(filepath.Join(dir, "f"+string(rune('a'+i))), p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPushSurvivesSIGKILL kills 'hindsight push' at random moments, at
+// least ten times, then lets it finish. The remote must then be a complete
+// repository (a clone of it checks clean and restores bit-exact), and the
+// bytes uploaded again because of the kills must stay under one pack per
+// kill (one job: at most the pack in flight is lost).
+func TestPushSurvivesSIGKILL(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.MakeBucket(t, "kill")
+	proxy := srv.StartProxy(t, nil)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.Mkdir(src, 0o755)
+	randomTree(t, src, 6, 24<<20) // 144 MiB: three to five packs
+	c := cli{t: t, env: append(os.Environ(), srv.Env()...)}
+	c.env = append(c.env, "HINDSIGHT_PASSWORD=kill-test", "HINDSIGHT_REPOSITORY="+filepath.Join(dir, "repo"),
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
+	c.must("init")
+	c.must("backup", src)
+	url := "s3:http://" + proxy.Endpoint + "/kill/repo"
+	c.must("remote", "add", "offsite", url)
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill delays seeded with %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	kills := 0
+	for attempt := 0; kills < 10 && attempt < 30; attempt++ {
+		cmd, _, out := c.start("push", "offsite", "--jobs", "1", "--limit-upload", "64M")
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("push exited on its own with %v\n%s", err, out)
+			}
+		case <-time.After(time.Duration(50+rng.IntN(1500)) * time.Millisecond):
+			cmd.Process.Signal(syscall.SIGKILL)
+			if err := <-exited; err != nil {
+				kills++
+			}
+		}
+	}
+	if kills < 10 {
+		t.Fatalf("only %d pushes were killed running", kills)
+	}
+	var final struct {
+		Packs        int   `json:"packs"`
+		PacksPresent int   `json:"packs_present"`
+		PacksSent    int   `json:"packs_sent"`
+		BytesSent    int64 `json:"bytes_sent"`
+	}
+	if err := json.Unmarshal([]byte(c.must("push", "offsite", "--json", "--jobs", "1")), &final); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after %d kills the last push found %d of %d packs uploaded and sent %d", kills, final.PacksPresent, final.Packs, final.PacksSent)
+
+	var packBytes, received int64
+	for path, n := range proxy.Received() {
+		if strings.Contains(path, "/packs/") {
+			received += n
+		}
+	}
+	packBytes = dirSize(t, filepath.Join(dir, "repo", "packs"))
+	extra := received - packBytes
+	t.Logf("MEASURE packs %d bytes, received %d bytes: %d re-sent over %d kills (%.1f MiB a kill)",
+		packBytes, received, extra, kills, float64(extra)/float64(kills)/(1<<20))
+	if extra < 0 || extra > int64(kills)*64<<20 {
+		t.Errorf("%d bytes re-sent over %d kills; want under one 64 MiB pack a kill", extra, kills)
+	}
+
+	// Only the remote is left: clone it, check the clone, restore from it.
+	if err := os.RemoveAll(filepath.Join(dir, "repo")); err != nil {
+		t.Fatal(err)
+	}
+	clone := filepath.Join(dir, "clone")
+	c.must("clone", "s3:http://"+srv.Endpoint+"/kill/repo", clone)
+	c.env = append(c.env, "HINDSIGHT_REPOSITORY="+clone)
+	c.must("check", "--read-data")
+	target := filepath.Join(dir, "restored")
+	c.must("restore", "latest", "--target", target)
+	diffs, err := treecmp.Compare(src, target, treecmp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Errorf("restored tree differs: %s", d)
+	}
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
