@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
@@ -137,6 +138,11 @@ func (a *app) runMount(ctx context.Context, dir string, fl mountFlags) error {
 // through stderr.
 func (a *app) announceReady(dir string, fl mountFlags) {
 	if fl.readyFD > 0 {
+		// The terminal stays with the shell that started us.
+		if null, err := os.Open(os.DevNull); err == nil {
+			unix.Dup2(int(null.Fd()), 0)
+			null.Close()
+		}
 		f := os.NewFile(uintptr(fl.readyFD), "ready")
 		fmt.Fprintln(f, "ready")
 		f.Close()
@@ -153,9 +159,9 @@ func (a *app) announceReady(dir string, fl mountFlags) {
 }
 
 // startMountDaemon starts this program again, without --daemon, in a new
-// session, and returns once it reports that the mount answers. A password
-// that would be typed at the prompt is asked here and handed over through
-// a pipe: the background process has no terminal.
+// session, and returns once it reports that the mount answers. The new
+// process inherits stdin, so it can still ask for the password on the
+// terminal.
 func (a *app) startMountDaemon(ctx context.Context, dir string, fl mountFlags) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -167,10 +173,6 @@ func (a *app) startMountDaemon(ctx context.Context, dir string, fl mountFlags) e
 			return err
 		}
 	}
-	pw, err := a.promptedPassword(ctx)
-	if err != nil {
-		return err
-	}
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -179,30 +181,20 @@ func (a *app) startMountDaemon(ctx context.Context, dir string, fl mountFlags) e
 	args := append(slices.DeleteFunc(slices.Clone(os.Args[1:]), func(s string) bool {
 		return s == "--daemon" || s == "--daemon=true"
 	}), "--ready-fd=3", "--pid-file="+pidFile)
-	files := []*os.File{readyW}
-	if pw != nil {
-		pwR, pwW, err := os.Pipe()
-		if err != nil {
-			return err
-		}
-		defer pwR.Close()
-		files = append(files, pwR)
-		args = append(args, "--password-file=/dev/fd/4")
-		go func() {
-			pwW.Write(append(pw, '\n'))
-			pwW.Close()
-		}()
-	}
 	cmd := exec.Command(self, args...)
-	cmd.Stderr = a.stderr
-	cmd.ExtraFiles = files
+	cmd.Stdin, cmd.Stderr = a.stdin, a.stderr
+	cmd.ExtraFiles = []*os.File{readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		readyW.Close()
 		return err
 	}
 	readyW.Close()
+	// In its own session the process gets no Ctrl-C from the terminal;
+	// pressed while it prompts or mounts, it must stop all the same.
+	stop := context.AfterFunc(ctx, func() { cmd.Process.Signal(syscall.SIGTERM) })
 	msg, _ := io.ReadAll(readyR)
+	stop()
 	if string(msg) != "ready\n" {
 		err := cmd.Wait()
 		return fmt.Errorf("the mount process failed before the mount answered (%v)", err)
@@ -211,33 +203,6 @@ func (a *app) startMountDaemon(ctx context.Context, dir string, fl mountFlags) e
 		fmt.Fprintf(a.stderr, "hindsight: mounted at %s by process %d (pid file %s)\n", dir, cmd.Process.Pid, pidFile)
 	}
 	return cmd.Process.Release()
-}
-
-// promptedPassword asks for the password now if the background process
-// would have to prompt for it; nil when it finds one itself or needs none.
-func (a *app) promptedPassword(ctx context.Context) ([]byte, error) {
-	cfg, err := a.loadConfig()
-	if err != nil {
-		return nil, err
-	}
-	if pw, err := a.configuredPassword(ctx, cfg); err != nil || pw.value != nil {
-		return nil, err
-	}
-	loc, err := a.location(cfg)
-	if err != nil {
-		return nil, err
-	}
-	be, err := openBackend(loc, false)
-	if err != nil {
-		return nil, err
-	}
-	defer be.Close()
-	info, err := chunkstore.LoadConfigInfo(ctx, be)
-	if err != nil || !info.Encrypted() {
-		return nil, err
-	}
-	pw, err := a.password(ctx, cfg)
-	return pw.value, err
 }
 
 // defaultPidFile names the pid file after the mount point, in the runtime

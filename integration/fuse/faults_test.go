@@ -106,7 +106,7 @@ func TestCorruptPack(t *testing.T) {
 	small(t, src)
 	r.backup(t, src)
 	old := packs(t, r.dir)
-	if err := os.WriteFile(filepath.Join(src, "victim.bin"), random(3<<20)[1:], 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, "victim.bin"), random(3 << 20)[1:], 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r.backup(t, src)
