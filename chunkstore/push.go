@@ -233,7 +233,7 @@ func (p *pusher) check(ctx context.Context, packs []index.PackInfo) ([]index.Pac
 	}
 	err := parallel(ctx, p.o.Jobs, idx, func(ctx context.Context, i int) error {
 		pi := packs[i]
-		have, err := p.has(ctx, packName(pi.ID), pi.Size)
+		have, err := holds(ctx, p.dst, packName(pi.ID), pi.Size)
 		if err != nil {
 			return err
 		}
@@ -268,24 +268,6 @@ func (p *pusher) check(ctx context.Context, packs []index.PackInfo) ([]index.Pac
 	return missing, err
 }
 
-// has reports whether dst holds name with the given size. An object of
-// another size is not ours (a foreign file, or a store that kept a torn
-// upload): it is overwritten.
-func (p *pusher) has(ctx context.Context, name string, size int64) (bool, error) {
-	fi, err := p.dst.Stat(ctx, name)
-	if remote.IsNotExist(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if fi.Size != size {
-		p.o.Logger.Warn("remote object has the wrong size; replacing it", "name", name, "size", fi.Size, "want", size)
-		return false, nil
-	}
-	return true, nil
-}
-
 func (p *pusher) sendPack(ctx context.Context, pi index.PackInfo) error {
 	name := packName(pi.ID)
 	src := &countingReaderAt{r: backendReaderAt{ctx, p.r.be, name}, total: &p.bytesSent}
@@ -304,7 +286,7 @@ func (p *pusher) sendPack(ctx context.Context, pi index.PackInfo) error {
 // dst already has it, counting the copies in n.
 func (p *pusher) copyCounted(n *atomic.Int64) func(context.Context, remote.FileInfo) error {
 	return func(ctx context.Context, fi remote.FileInfo) error {
-		have, err := p.has(ctx, fi.Name, fi.Size)
+		have, err := holds(ctx, p.dst, fi.Name, fi.Size)
 		if err != nil || have {
 			return err
 		}

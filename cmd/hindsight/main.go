@@ -142,7 +142,7 @@ Wherever a snapshot is named, "latest" or an unambiguous prefix of its ID
 		a.initCommand(), a.backupCommand(), a.snapshotsCommand(), a.lsCommand(),
 		a.restoreCommand(), a.checkCommand(), a.statsCommand(), a.keyCommand(),
 		a.indexCommand(), a.historyCommand(), a.mountCommand(), exitCodesTopic(),
-		a.pushCommand(), a.remoteCommand(), a.cloneCommand(),
+		a.pushCommand(), a.remoteCommand(), a.cloneCommand(), a.repairCommand(),
 	)
 	return root
 }

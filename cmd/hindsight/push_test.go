@@ -10,18 +10,26 @@ import (
 	"github.com/hindsight-backup/hindsight/remote/s3/s3test"
 )
 
-func TestPushToMinIO(t *testing.T) {
+// minioRepo is a test environment with a repository holding one backup
+// of src and a remote "offsite" on a fresh MinIO.
+func minioRepo(t *testing.T) (e env, url, src string) {
 	srv := s3test.Start(t)
 	srv.MakeBucket(t, "backups")
-	e := testEnv(t)
+	e = testEnv(t)
 	for _, kv := range srv.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		e[k] = v
 	}
 	initRepo(t, e)
-	must(t, e, noConfig(t, "backup", sourceTree(t))...)
-	url := srv.URL("backups", "host1")
+	src = sourceTree(t)
+	must(t, e, noConfig(t, "backup", src)...)
+	url = srv.URL("backups", "host1")
 	must(t, e, noConfig(t, "remote", "add", "offsite", url)...)
+	return e, url, src
+}
+
+func TestPushToMinIO(t *testing.T) {
+	e, url, _ := minioRepo(t)
 	if r := must(t, e, noConfig(t, "remote", "list")...); r.stdout != "offsite\t"+url+"\n" {
 		t.Errorf("remote list = %q", r.stdout)
 	}
@@ -84,6 +92,29 @@ func TestPushToMinIO(t *testing.T) {
 	if back.PacksSent != 0 || back.PacksPresent != back.Packs {
 		t.Errorf("push of a fresh clone to its origin: %+v; want nothing sent", back)
 	}
+}
+
+func TestRepairFromMinIO(t *testing.T) {
+	e, _, src := minioRepo(t)
+	must(t, e, noConfig(t, "push", "offsite")...)
+	packs, err := filepath.Glob(filepath.Join(e["HINDSIGHT_REPOSITORY"], "packs", "*", "*"))
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("no packs found: %v", err)
+	}
+	if err := os.Remove(packs[0]); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, exitDamage, e, noConfig(t, "check")...)
+	if r := must(t, e, noConfig(t, "repair", "--from", "offsite", "--dry-run")...); !strings.Contains(r.stdout, "would fetch 1 ") {
+		t.Errorf("repair --dry-run: %q", r.stdout)
+	}
+	wantExit(t, exitDamage, e, noConfig(t, "check")...)
+	must(t, e, noConfig(t, "repair", "--from", "offsite")...)
+	must(t, e, noConfig(t, "check", "--read-data")...)
+	target := filepath.Join(t.TempDir(), "restored")
+	must(t, e, noConfig(t, "restore", "latest", "--target", target)...)
+	compareTrees(t, src, target)
+	wantExit(t, exitUsage, e, noConfig(t, "repair")...)
 }
 
 func TestPushErrors(t *testing.T) {

@@ -165,10 +165,7 @@ func (a *app) remoteStatus(ctx context.Context, name string, jsonOut bool) error
 	if err != nil {
 		return s.err(err)
 	}
-	pending := make([]string, len(st.SnapshotsPending))
-	for i, id := range st.SnapshotsPending {
-		pending[i] = id.String()
-	}
+	pending := idStrings(st.SnapshotsPending)
 	if jsonOut {
 		return writeJSON(a.stdout, struct {
 			Remote           string   `json:"remote"`
