@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
+	"github.com/hindsight-backup/hindsight/remote"
 	"github.com/hindsight-backup/hindsight/remote/local"
 )
 
@@ -301,4 +305,66 @@ func TestKeys(t *testing.T) {
 	if _, err := Open(ctx, be, Options{Password: []byte("third"), NoIndex: true}); err != nil {
 		t.Fatalf("new password: %v", err)
 	}
+}
+
+// failingPacks refuses to store packs while fail is set; hiding the local
+// backend's SaveFile makes every pack go through Save.
+type failingPacks struct {
+	remote.Backend
+	fail atomic.Bool
+}
+
+func (b *failingPacks) Save(ctx context.Context, name string, rd io.ReaderAt, size int64) error {
+	if b.fail.Load() && strings.HasPrefix(name, packsPrefix) {
+		return errors.New("injected: disk full")
+	}
+	return b.Backend.Save(ctx, name, rd, size)
+}
+
+// A pack that cannot be stored must not leave its blobs looking stored:
+// otherwise a later save skips them and a snapshot references lost data.
+func TestFailedPackReleasesBlobs(t *testing.T) {
+	ctx := context.Background()
+	_, dir := TestRepository(t, InitOptions{PackSize: 1 << 20})
+	lb, err := local.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &failingPacks{Backend: lb}
+	be.fail.Store(true)
+	r, err := Open(ctx, be, LocalOptions(dir, []byte(TestPassword)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var ids []blob.ID
+	var saveErr error
+	for i := 0; i < 8 && saveErr == nil; i++ {
+		data := randomData(int64(i), 300<<10)
+		id := r.BlobID(data)
+		_, saveErr = r.SaveBlob(ctx, blob.Data, id, data)
+		ids = append(ids, id)
+	}
+	if err := r.Flush(ctx); err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("Flush after a failed pack = %v, want the injected error", err)
+	}
+	for _, id := range ids {
+		if ok, _ := r.HasBlob(blob.Data, id); ok {
+			t.Fatalf("blob %s of a lost pack still counts as stored", id.Short())
+		}
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "tmp")); err == nil && len(entries) != 0 {
+		t.Fatalf("scratch files left behind: %v", entries)
+	}
+
+	// Once space is back, the same open repository stores the blobs anew
+	// (saveBlobs fails if one counts as known), and they survive reopening.
+	be.fail.Store(false)
+	blobs := saveBlobs(t, r, 8, 300<<10)
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkBlobs(t, r, blobs)
+	r2 := reopen(t, r, dir)
+	checkBlobs(t, r2, blobs)
 }

@@ -72,7 +72,10 @@ func (r *Repository) writer() *writer {
 
 // HasBlob reports whether the repository has the blob or is writing it.
 func (r *Repository) HasBlob(t blob.Type, id blob.ID) (bool, error) {
-	if r.w != nil && r.w.isPending(blobKey{t, id}) {
+	r.wmu.Lock()
+	w := r.w
+	r.wmu.Unlock()
+	if w != nil && w.isPending(blobKey{t, id}) {
 		return true, nil
 	}
 	_, ok, err := r.idx.Lookup(t, id)
@@ -98,11 +101,11 @@ func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plai
 	if !w.claim(k) {
 		return true, nil
 	}
-	buf := getBuffer(len(plain) + 64)
-	stored, comp := r.codec.Encode(buf[:0], t, id, plain)
+	buf := encodeBuffers.Get(len(plain) + r.codec.Overhead() + 64)
+	stored, comp := r.codec.Encode(buf, t, id, plain)
 	err = w.add(ctx, t, id, comp, len(plain), stored)
 	n := len(stored)
-	putBuffer(buf)
+	encodeBuffers.Put(stored)
 	if err != nil {
 		w.release([]blobKey{k})
 		return false, err
@@ -117,16 +120,9 @@ func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plai
 // are split by the snapshot package well below this.
 const maxBlobSize = 64 << 20
 
-var bufPool sync.Pool
-
-func getBuffer(n int) []byte {
-	if b, ok := bufPool.Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
-	}
-	return make([]byte, n)
-}
-
-func putBuffer(b []byte) { bufPool.Put(&b) }
+// encodeBuffers holds the stored forms of blobs between encoding and
+// packing: one per concurrent SaveBlob, kept free up to one large chunk.
+var encodeBuffers = NewBufferPool(DefaultMaxChunk+64<<10, 1<<20)
 
 func (w *writer) isPending(k blobKey) bool {
 	w.mu.Lock()
@@ -174,31 +170,42 @@ func (w *writer) add(ctx context.Context, t blob.Type, id blob.ID, comp codec.Co
 		w.open[t] = op
 	}
 	if _, err := op.pw.Add(t, id, comp, rawLen, stored); err != nil {
-		return fmt.Errorf("write pack %s: %w", op.path, err)
+		// The pack's writer keeps the error; the blobs already in it are
+		// lost with it.
+		w.open[t] = nil
+		w.discard(op)
+		return w.fail(fmt.Errorf("write pack %s: %w", op.path, err))
 	}
 	if op.pw.Size() < w.r.cfg.PackSize {
 		return nil
 	}
-	w.open[t] = nil
 	select {
 	case w.slots <- struct{}{}:
 	case <-ctx.Done():
-		w.discard(op)
+		// The pack stays open with its blobs: this blob is in it already,
+		// and the caller may still Flush or abort.
 		return ctx.Err()
 	}
+	w.open[t] = nil
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		defer func() { <-w.slots }()
-		if err := w.finish(context.WithoutCancel(ctx), op); err != nil {
-			w.errMu.Lock()
-			if w.err == nil {
-				w.err = err
-			}
-			w.errMu.Unlock()
-		}
+		w.finish(context.WithoutCancel(ctx), op)
 	}()
 	return nil
+}
+
+// fail records the writer's first error. A writer that failed accepts no
+// more blobs and every later Flush returns the error, so no snapshot can
+// reference a blob of a pack that was lost.
+func (w *writer) fail(err error) error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+	return err
 }
 
 func (w *writer) newPack() (*openPack, error) {
@@ -219,8 +226,11 @@ func (w *writer) newPack() (*openPack, error) {
 	return &openPack{f: f, path: p, bw: bw, pw: pack.NewWriter(bw, w.r.codec)}, nil
 }
 
+// discard drops a pack that will not be stored, scratch file and all.
 func (w *writer) discard(op *openPack) {
-	op.f.Close()
+	if op.f != nil {
+		op.f.Close()
+	}
 	w.r.fs.Remove(op.path)
 	keys := make([]blobKey, 0, op.pw.Count())
 	for _, e := range op.pw.Entries() {
@@ -229,8 +239,22 @@ func (w *writer) discard(op *openPack) {
 	w.release(keys)
 }
 
-// finish makes a full pack durable in the backend, then indexes it.
+// finish makes a full pack durable in the backend, then indexes it. When
+// any step fails the pack is dropped, its blobs are released so that a
+// later save does not take them for stored, and the writer fails.
 func (w *writer) finish(ctx context.Context, op *openPack) error {
+	sp, err := w.finishPack(ctx, op)
+	if err != nil {
+		w.discard(op)
+		return w.fail(err)
+	}
+	if err := w.addToSegment(ctx, sp); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
+func (w *writer) finishPack(ctx context.Context, op *openPack) (segment.Pack, error) {
 	id, entries, err := op.pw.Finish()
 	if err == nil {
 		err = op.bw.Flush()
@@ -238,17 +262,12 @@ func (w *writer) finish(ctx context.Context, op *openPack) error {
 	if err == nil {
 		err = op.f.Sync()
 	}
-	if cerr := op.f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		w.r.fs.Remove(op.path)
-		return fmt.Errorf("write pack %s: %w", op.path, err)
+		return segment.Pack{}, fmt.Errorf("write pack %s: %w", op.path, err)
 	}
 	size := op.pw.Size()
-	name := packName(id)
-	if err := w.store(ctx, name, op.path, size); err != nil {
-		return fmt.Errorf("store pack %s: %w", id, err)
+	if err := w.store(ctx, packName(id), op, size); err != nil {
+		return segment.Pack{}, fmt.Errorf("store pack %s: %w", id, err)
 	}
 	sp := segment.Pack{ID: id, Size: size, Blobs: make([]segment.Blob, len(entries))}
 	ie := make([]index.BlobEntry, len(entries))
@@ -260,27 +279,30 @@ func (w *writer) finish(ctx context.Context, op *openPack) error {
 		keys[i] = blobKey{e.Type, e.ID}
 	}
 	if err := w.r.idx.AddPack(index.PackInfo{ID: id, Size: size, Count: uint32(len(entries))}, ie); err != nil {
-		return err
+		return segment.Pack{}, err
 	}
 	w.release(keys)
-	return w.addToSegment(ctx, sp)
+	return sp, nil
 }
 
-// store moves a finished, fsynced pack file into the backend.
-func (w *writer) store(ctx context.Context, name, path string, size int64) error {
+// store moves a finished, fsynced pack file into the backend and closes it.
+func (w *writer) store(ctx context.Context, name string, op *openPack, size int64) error {
 	if fsaver, ok := w.r.be.(remote.FileSaver); ok {
-		return fsaver.SaveFile(ctx, name, path)
+		if err := op.f.Close(); err != nil {
+			return err
+		}
+		op.f = nil
+		return fsaver.SaveFile(ctx, name, op.path)
 	}
-	f, err := w.r.fs.Open(path)
+	if err := w.r.be.Save(ctx, name, op.f, size); err != nil {
+		return err
+	}
+	err := op.f.Close()
+	op.f = nil
 	if err != nil {
 		return err
 	}
-	err = w.r.be.Save(ctx, name, f, size)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	return w.r.fs.Remove(path)
+	return w.r.fs.Remove(op.path)
 }
 
 func (w *writer) addToSegment(ctx context.Context, p segment.Pack) error {
@@ -298,8 +320,30 @@ func (w *writer) addToSegment(ctx context.Context, p segment.Pack) error {
 // pack not yet listed in one (including packs left unlisted by a crash).
 // When it returns nil, every blob saved before the call is durable and may
 // be referenced by a snapshot record.
+//
+// A Flush that fails drops the open packs too: their blobs must not count as
+// stored by anyone who retries. The failed writer is retired, so that a
+// long-running process (a daemon, a hook backing up guest after guest) can
+// save again once the cause, such as a full disk, is gone; packs it did
+// store stay indexed and are listed by the next successful Flush.
 func (r *Repository) Flush(ctx context.Context) error {
 	w := r.writer()
+	err := w.flush(ctx)
+	if err != nil {
+		w.abort()
+		r.wmu.Lock()
+		if r.w == w {
+			r.w = nil
+		}
+		r.wmu.Unlock()
+	}
+	return err
+}
+
+func (w *writer) flush(ctx context.Context) error {
+	if err := w.firstErr(); err != nil {
+		return err
+	}
 	for t := range w.open {
 		w.packMu[t].Lock()
 		op := w.open[t]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -39,7 +40,7 @@ type BackupOptions struct {
 
 	FileWorkers int   // files read at once; default 2
 	BlobWorkers int   // chunks hashed, compressed and encrypted at once; default GOMAXPROCS
-	InFlight    int64 // bytes of chunks between reading and packing; default 16 MiB
+	InFlight    int64 // bytes of chunk buffers between reading and packing; default 12 MiB
 }
 
 // Progress counters of a running backup; safe to read while it runs.
@@ -104,7 +105,7 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 		o.BlobWorkers = runtime.GOMAXPROCS(0)
 	}
 	if o.InFlight <= 0 {
-		o.InFlight = 16 << 20
+		o.InFlight = 12 << 20
 	}
 	if prog == nil {
 		prog = &Progress{}
@@ -146,6 +147,12 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 	top, err := a.run(ctx, abs, parentTop)
 	if err != nil {
 		a.hist.abort()
+		// Make what was stored durable and listed, so that the next run
+		// (interrupted or not) reuses it; a Flush that fails also retires
+		// a pack writer broken by this run's error.
+		if ferr := repo.Flush(context.WithoutCancel(ctx)); ferr != nil {
+			slog.Debug("flush after a failed backup", "err", ferr)
+		}
 		return nil, err
 	}
 	a.rec.Tree = top
@@ -204,6 +211,11 @@ func (a *archiver) run(ctx context.Context, abs string, parentTop *Tree) (blob.I
 		defer func() {
 			close(a.fileCh)
 			readers.Wait()
+			// Readers that stopped on an error left jobs queued: their files
+			// are still open.
+			for job := range a.fileCh {
+				job.f.Close()
+			}
 			close(a.blobCh)
 		}()
 		fut, err := a.saveRoot(ctx, abs, parentTop)
@@ -236,15 +248,16 @@ func (a *archiver) saveRoot(ctx context.Context, abs string, parentTop *Tree) (*
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(dfd)
+	relName := name
 	if name == "/" {
-		return a.saveEntry(ctx, dfd, ".", "", nodeName(abs), parentTop)
+		relName = "."
 	}
-	m, err := fsmeta.Read(procPath(dfd, name), a.names)
+	m, err := fsmeta.Read(procPath(dfd, relName), a.names)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", abs, err)
 	}
 	a.rootDev = m.DeviceID
-	return a.saveEntry(ctx, dfd, name, "", nodeName(abs), parentTop)
+	return a.saveEntry(ctx, dfd, relName, "", nodeName(abs), parentTop)
 }
 
 // nodeName is the top node's name: the base name of the backed-up path.
@@ -321,6 +334,11 @@ func (a *archiver) saveEntry(ctx context.Context, dirfd int, relName, rel, name 
 	n := nodeFromMeta(name, &m)
 	if reused {
 		n.LinkTarget, n.Xattrs = pn.LinkTarget, pn.Xattrs
+		if n.Type == TypeSymlink {
+			// The last backup's readlink moved the atime (there is no
+			// O_NOATIME for readlink); what it saw before is the link's own.
+			n.Atime = pn.Atime
+		}
 	}
 	switch n.Type {
 	case TypeDir:
@@ -437,9 +455,12 @@ func isCacheDir(dirfd int) bool {
 	if err != nil {
 		return false
 	}
-	defer unix.Close(fd)
+	// The os.File owns fd from here: its finalizer would close the number
+	// again, by then perhaps another file's.
+	f := os.NewFile(uintptr(fd), "CACHEDIR.TAG")
+	defer f.Close()
 	buf := make([]byte, len(cacheTagSignature))
-	n, _ := io.ReadFull(os.NewFile(uintptr(fd), "CACHEDIR.TAG"), buf)
+	n, _ := io.ReadFull(f, buf)
 	return n == len(buf) && string(buf) == cacheTagSignature
 }
 

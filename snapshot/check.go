@@ -57,10 +57,14 @@ type checker struct {
 	dmg    Damage
 	report func(Problem)
 	snap   blob.ID
-	seen   map[blob.ID]bool
+	// seen holds trees found clean. A damaged tree stays out of it, so that
+	// every snapshot sharing it is named, not just the first checked.
+	seen     map[blob.ID]bool
+	problems int
 }
 
 func (c *checker) problem(p, msg string) {
+	c.problems++
 	c.report(Problem{Snapshot: c.snap, Path: p, Message: msg})
 }
 
@@ -71,6 +75,7 @@ func (c *checker) tree(ctx context.Context, rel string, id blob.ID, top bool) er
 	if c.seen[id] {
 		return nil
 	}
+	before := c.problems
 	t, err := LoadTree(ctx, c.repo, id)
 	if err != nil {
 		c.problem(rel, fmt.Sprintf("directory unreadable: %v", err))
@@ -90,6 +95,9 @@ func (c *checker) tree(ctx context.Context, rel string, id blob.ID, top bool) er
 		case TypeFile:
 			c.content(p, n)
 		}
+	}
+	if c.problems > before {
+		return nil
 	}
 	if len(c.seen) >= maxCheckedTrees {
 		clear(c.seen)

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/restic/chunker"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/snapshot/fsmeta"
 )
@@ -25,8 +25,9 @@ type fileJob struct {
 
 // chunkJob is one chunk on its way to the repository.
 type chunkJob struct {
-	buf *[]byte
-	res chan chunkResult
+	data []byte
+	held int64 // bytes of the in-flight budget the buffer holds
+	res  chan chunkResult
 }
 
 type chunkResult struct {
@@ -34,7 +35,9 @@ type chunkResult struct {
 	err error
 }
 
-var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+// chunkBuffers recycles chunk buffers; chunks in flight are bounded by the
+// archiver's semaphore, free buffers by the pool.
+var chunkBuffers = chunkstore.NewBufferPool(4<<20, 2<<20)
 
 func (a *archiver) fileWorker(ctx context.Context) error {
 	ck := a.repo.NewChunker(nil)
@@ -86,7 +89,7 @@ func (a *archiver) readFile(ctx context.Context, ck *chunker.Chunker, job *fileJ
 			if ctx.Err() != nil {
 				return node{}, ctx.Err()
 			}
-			drain(pending)
+			drain(ctx, pending)
 			a.incomplete(job.rel, err)
 			return node{skip: true}, nil
 		}
@@ -137,10 +140,15 @@ func holeResult(size uint64) chan chunkResult {
 	return ch
 }
 
-// drain waits for submitted chunks so their buffers return to the pool.
-func drain(pending []chan chunkResult) {
+// drain waits for submitted chunks so their buffers return to the pool,
+// unless the backup is ending: blob workers that stopped answer no more.
+func drain(ctx context.Context, pending []chan chunkResult) {
 	for _, p := range pending {
-		<-p
+		select {
+		case <-p:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -196,45 +204,64 @@ func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, rd io.Re
 	a.repo.ResetChunker(ck, rd)
 	var out []chan chunkResult
 	for {
-		bp := chunkBufs.Get().(*[]byte)
-		c, err := ck.Next((*bp)[:0])
-		if err == io.EOF {
-			chunkBufs.Put(bp)
-			return out, nil
-		}
-		if err != nil {
-			chunkBufs.Put(bp)
+		// The buffer counts against the in-flight budget from before it is
+		// filled, so that chunks being cut are bounded too. A chunk that
+		// outgrew its buffer gives its share back before asking for the
+		// larger one: two chunkers each holding a share while waiting for
+		// more would deadlock. No request exceeds the budget itself.
+		buf := chunkBuffers.Get(0)
+		held := a.budget(cap(buf))
+		if err := a.inFlight.Acquire(ctx, held); err != nil {
 			return out, err
 		}
-		*bp = c.Data
-		if err := a.inFlight.Acquire(ctx, int64(cap(c.Data))); err != nil {
-			chunkBufs.Put(bp)
+		c, err := ck.Next(buf)
+		if need := a.budget(cap(c.Data)); err == nil && need > held {
+			a.inFlight.Release(held)
+			held = 0
+			if err = a.inFlight.Acquire(ctx, need); err == nil {
+				held = need
+			}
+		}
+		if err != nil {
+			a.inFlight.Release(held)
+			if cap(c.Data) > cap(buf) {
+				buf = c.Data
+			}
+			chunkBuffers.Put(buf)
+			if err == io.EOF {
+				return out, nil
+			}
 			return out, err
 		}
 		a.prog.ReadBytes.Add(uint64(len(c.Data)))
-		job := &chunkJob{buf: bp, res: make(chan chunkResult, 1)}
+		job := &chunkJob{data: c.Data, held: held, res: make(chan chunkResult, 1)}
 		select {
 		case a.blobCh <- job:
 		case <-ctx.Done():
-			a.inFlight.Release(int64(cap(c.Data)))
+			a.inFlight.Release(held)
 			return out, ctx.Err()
 		}
 		out = append(out, job.res)
 	}
 }
 
+// budget is the share of the in-flight budget a buffer of capacity n holds.
+func (a *archiver) budget(n int) int64 {
+	return min(int64(n), a.opts.InFlight)
+}
+
 // blobWorker hashes, deduplicates, compresses, encrypts and packs chunks.
 func (a *archiver) blobWorker(ctx context.Context) error {
 	for job := range a.blobCh {
-		data := *job.buf
+		data := job.data
 		id := a.repo.BlobID(data)
 		known, err := a.repo.SaveBlob(ctx, blob.Data, id, data)
 		if err == nil && !known {
 			a.prog.NewBytes.Add(uint64(len(data)))
 		}
 		job.res <- chunkResult{c: Chunk{ID: id, Size: uint64(len(data))}, err: err}
-		a.inFlight.Release(int64(cap(data)))
-		chunkBufs.Put(job.buf)
+		a.inFlight.Release(job.held)
+		chunkBuffers.Put(data)
 		if err != nil {
 			return err
 		}

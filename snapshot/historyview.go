@@ -2,8 +2,10 @@ package snapshot
 
 import (
 	"context"
+	"fmt"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
@@ -93,7 +95,11 @@ func RebuildHistory(ctx context.Context, repo Repo) error {
 				return err
 			}
 			h := newHistoryWriter(repo, src, s.Record.Time.UnixNano(), s.ID)
-			if err := rebuildRows(ctx, h, "", cur, prev, true); err != nil {
+			leftOut, err := leftOutBy(s.Record)
+			if err != nil {
+				return err
+			}
+			if err := rebuildRows(ctx, h, "", cur, prev, true, leftOut); err != nil {
 				h.abort()
 				return err
 			}
@@ -109,9 +115,18 @@ func RebuildHistory(ctx context.Context, repo Repo) error {
 // rebuildRows diffs one directory level and descends into directories whose
 // tree changed. The top trees hold only the root node, whose rows are its
 // children's, so the top level only descends.
-func rebuildRows(ctx context.Context, h *historyWriter, rel string, cur, prev *Tree, top bool) error {
+func rebuildRows(ctx context.Context, h *historyWriter, rel string, cur, prev *Tree, top bool, leftOut func(rel, name string) bool) error {
 	if !top {
-		if err := h.diff(ctx, rel, cur, prev, nil); err != nil {
+		var skipped []string
+		if prev != nil {
+			for i := range prev.Nodes {
+				name := prev.Nodes[i].Name
+				if cur.Find(name) == nil && leftOut(path.Join(rel, name), name) {
+					skipped = append(skipped, name)
+				}
+			}
+		}
+		if err := h.diff(ctx, rel, cur, prev, skipped); err != nil {
 			return err
 		}
 	}
@@ -138,9 +153,32 @@ func rebuildRows(ctx context.Context, h *historyWriter, rel string, cur, prev *T
 		if err != nil {
 			return err
 		}
-		if err := rebuildRows(ctx, h, child, sub, prevSub, false); err != nil {
+		if err := rebuildRows(ctx, h, child, sub, prevSub, false, leftOut); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// leftOutBy tells, for an entry missing from the snapshot of rec, whether
+// the backup left it out (excluded, or unreadable that time) rather than
+// found it deleted, as the backup itself decided when it wrote the rows.
+func leftOutBy(rec *Record) (func(rel, name string) bool, error) {
+	excl, err := NewExcluder(rec.Excludes)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", rec.Time.Format(time.RFC3339), err)
+	}
+	excl.SetRoot(rec.Source)
+	return func(rel, name string) bool {
+		if excl.Excluded(rel, name) {
+			return true
+		}
+		// Incomplete entries read "path: reason".
+		for _, e := range rec.Incomplete {
+			if strings.HasPrefix(e, rel+": ") {
+				return true
+			}
+		}
+		return false
+	}, nil
 }

@@ -22,6 +22,7 @@ type Repo interface {
 	NewChunker(rd io.Reader) *chunker.Chunker
 	ResetChunker(c *chunker.Chunker, rd io.Reader)
 	SaveSnapshot(ctx context.Context, id blob.ID, record []byte) error
+	Flush(ctx context.Context) error
 	LoadSnapshot(ctx context.Context, id blob.ID) ([]byte, error)
 	ListSnapshots(ctx context.Context, fn func(id blob.ID, record []byte) error) error
 	Index() index.Store

@@ -80,7 +80,7 @@ func (h *HistoryBatch) Put(r *HistoryRow) error {
 	if h.n < historyBatchRows {
 		return nil
 	}
-	if err := h.b.Commit(pebble.NoSync); err != nil {
+	if err := h.d.guard.write(func() error { return h.b.Commit(pebble.NoSync) }); err != nil {
 		return err
 	}
 	h.b.Close()
@@ -93,7 +93,7 @@ func (h *HistoryBatch) Put(r *HistoryRow) error {
 // the history view until the next rebuild.
 func (h *HistoryBatch) Commit() error {
 	defer h.b.Close()
-	return h.b.Commit(pebble.Sync)
+	return h.d.guard.write(func() error { return h.b.Commit(pebble.Sync) })
 }
 
 // Abort discards rows not yet committed.
@@ -185,5 +185,5 @@ func (d *DB) DeleteHistory(source string, snap blob.ID) error {
 	if err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	return d.guard.write(func() error { return b.Commit(pebble.Sync) })
 }

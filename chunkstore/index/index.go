@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -70,6 +71,7 @@ type DB struct {
 	Created bool
 
 	db        *pebble.DB
+	guard     *guard
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -93,6 +95,10 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 	if err := fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	g := &guard{fs: fs, dir: dir, reserve: indexReserve}
+	if err := g.check(); err != nil {
+		return nil, err
+	}
 	lock, err := pebble.LockDirectory(dir, fs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrLocked, err)
@@ -104,12 +110,12 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 		CacheSize:          o.CacheSize,
 		MemTableSize:       o.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             quietLogger{},
+		Logger:             &pebbleLogger{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
-	d := &DB{db: db}
+	d := &DB{db: db, guard: g}
 	if err := d.checkVersion(); err != nil {
 		db.Close()
 		return nil, err
@@ -117,14 +123,13 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 	return d, nil
 }
 
-
 func (d *DB) checkVersion() error {
 	v, closer, err := d.db.Get(versionKey())
 	if errors.Is(err, pebble.ErrNotFound) {
 		d.Created = true
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], SchemaVersion)
-		return d.db.Set(versionKey(), b[:], pebble.Sync)
+		return d.guard.write(func() error { return d.db.Set(versionKey(), b[:], pebble.Sync) })
 	}
 	if err != nil {
 		return err
@@ -148,13 +153,17 @@ func (d *DB) checkVersion() error {
 		return err
 	}
 	d.Created = true
-	return b.Commit(pebble.Sync)
+	return d.guard.write(func() error { return b.Commit(pebble.Sync) })
 }
 
 // Close releases the index; it is safe to call more than once. It flushes
 // nothing extra: every durable write was already committed with Sync.
 func (d *DB) Close() error {
-	d.closeOnce.Do(func() { d.closeErr = d.db.Close() })
+	d.closeOnce.Do(func() {
+		// A broken DB may fail again while closing; the files are released
+		// either way when the process ends.
+		d.closeErr = d.guard.recoverFatal(d.db.Close)
+	})
 	return d.closeErr
 }
 
@@ -184,7 +193,7 @@ func (d *DB) AddPack(p PackInfo, entries []BlobEntry) error {
 	if err := b.Set(idKey(prefixUnlisted, p.ID), nil, nil); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	return d.guard.write(func() error { return b.Commit(pebble.Sync) })
 }
 
 // PackBlobs is one pack with its blobs.
@@ -209,7 +218,7 @@ func (d *DB) AddSegment(segment blob.ID, packs []PackBlobs) error {
 	if err := b.Set(idKey(prefixSegment, segment), nil, nil); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	return d.guard.write(func() error { return b.Commit(pebble.Sync) })
 }
 
 func addPack(b *pebble.Batch, p PackInfo, entries []BlobEntry) error {
@@ -237,7 +246,7 @@ func (d *DB) MarkListed(segment blob.ID, packs []blob.ID) error {
 	if err := b.Set(idKey(prefixSegment, segment), nil, nil); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	return d.guard.write(func() error { return b.Commit(pebble.Sync) })
 }
 
 // HasSegment reports whether segment was merged into this index.
@@ -347,7 +356,7 @@ func (d *DB) Blobs(fn func(BlobEntry) error) error {
 
 // SetRemote records that the named remote holds pack.
 func (d *DB) SetRemote(remote string, pack blob.ID) error {
-	return d.db.Set(remoteKey(remote, pack), nil, pebble.NoSync)
+	return d.guard.write(func() error { return d.db.Set(remoteKey(remote, pack), nil, pebble.NoSync) })
 }
 
 // OnRemote reports whether the named remote is known to hold pack.
@@ -357,12 +366,12 @@ func (d *DB) OnRemote(remote string, pack blob.ID) (bool, error) {
 
 // PutSnapshot caches a snapshot record's plaintext.
 func (d *DB) PutSnapshot(id blob.ID, record []byte) error {
-	return d.db.Set(idKey(prefixSnapshot, id), record, pebble.Sync)
+	return d.guard.write(func() error { return d.db.Set(idKey(prefixSnapshot, id), record, pebble.Sync) })
 }
 
 // DeleteSnapshot drops a snapshot from the cache.
 func (d *DB) DeleteSnapshot(id blob.ID) error {
-	return d.db.Delete(idKey(prefixSnapshot, id), pebble.Sync)
+	return d.guard.write(func() error { return d.db.Delete(idKey(prefixSnapshot, id), pebble.Sync) })
 }
 
 // Snapshots calls fn for every cached snapshot record.
@@ -370,16 +379,31 @@ func (d *DB) Snapshots(fn func(id blob.ID, record []byte) error) error {
 	return d.scan([]byte{prefixSnapshot}, func(k, v []byte) error { return fn(idFrom(k, 1), v) })
 }
 
-// quietLogger keeps Pebble's informational chatter out of the user's
-// terminal; errors still surface through returned errors.
-type quietLogger struct{}
+// pebbleLogger keeps Pebble's informational chatter out of the user's
+// terminal; errors still surface through returned errors. Background
+// errors repeat as fast as Pebble retries (a flush on a full disk, every
+// few milliseconds), so at most one warning a minute gets through.
+type pebbleLogger struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
 
-func (quietLogger) Infof(format string, args ...interface{}) {
+func (*pebbleLogger) Infof(format string, args ...interface{}) {
 	slog.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
-func (quietLogger) Errorf(format string, args ...interface{}) {
-	slog.Warn(fmt.Sprintf(format, args...), "component", "pebble")
+
+func (l *pebbleLogger) Errorf(format string, args ...interface{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if time.Since(l.last) < time.Minute {
+		l.suppressed++
+		return
+	}
+	slog.Warn(fmt.Sprintf(format, args...), "component", "pebble", "suppressed", l.suppressed)
+	l.last, l.suppressed = time.Now(), 0
 }
-func (quietLogger) Fatalf(format string, args ...interface{}) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
+
+func (*pebbleLogger) Fatalf(format string, args ...interface{}) {
+	panic(&fatalError{msg: fmt.Sprintf(format, args...)})
 }

@@ -3,6 +3,7 @@ package index
 import (
 	"errors"
 	"reflect"
+	"syscall"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -144,5 +145,40 @@ func TestHistory(t *testing.T) {
 	d.History("/home", "alice/report.odt", func(r *HistoryRow) error { times = append(times, r.Time); return nil })
 	if !reflect.DeepEqual(times, []int64{-5, 200}) {
 		t.Fatalf("after DeleteHistory: %v", times)
+	}
+}
+
+// Pebble cannot survive a full disk, so the index refuses writes, and
+// opening, below its reserve with an error that says the disk is full.
+func TestReserveRefusesWrites(t *testing.T) {
+	d, fs := testDB(t)
+	mem := fs.(*vfs.MemFS)
+	pack := PackInfo{ID: id(7), Size: 10, Count: 1}
+	entries := []BlobEntry{{Type: blob.Data, ID: id(3), Location: Location{Pack: id(7), Length: 10, RawLength: 10}}}
+
+	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 100 << 10, TotalBytes: 1 << 30, UsedBytes: 1<<30 - 100<<10})
+	err := d.AddPack(pack, entries)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("AddPack below the reserve = %v, want ENOSPC", err)
+	}
+	if _, ok, _ := d.Lookup(blob.Data, id(3)); ok {
+		t.Fatal("a refused write reached the index")
+	}
+	if err := d.PutSnapshot(id(4), []byte("r")); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("PutSnapshot below the reserve = %v, want ENOSPC", err)
+	}
+	d.Close()
+	if _, err := Open(fs, "idx", Options{}); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Open below the reserve = %v, want ENOSPC", err)
+	}
+
+	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 30, TotalBytes: 1 << 30})
+	d2, err := Open(fs, "idx", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if err := d2.AddPack(pack, entries); err != nil {
+		t.Fatalf("AddPack with space back: %v", err)
 	}
 }

@@ -207,8 +207,7 @@ func (s *Shared) do(op func(backend) error) error {
 		if err != nil {
 			return err
 		}
-		err = op(b)
-		s.inflight.Done()
+		err = s.run(op, b)
 		ce, ok := err.(*connError)
 		if !ok {
 			return err
@@ -220,6 +219,13 @@ func (s *Shared) do(op func(backend) error) error {
 			return err
 		}
 	}
+}
+
+// run ends the call acquire began however op ends, so that a panic in op
+// cannot leave Close waiting forever.
+func (s *Shared) run(op func(backend) error, b backend) error {
+	defer s.inflight.Done()
+	return op(b)
 }
 
 // holding reports whether this process is the holder.
@@ -262,5 +268,5 @@ func (d *DB) putHistory(rows []HistoryRow, sync bool) error {
 	if sync {
 		opts = pebble.Sync
 	}
-	return b.Commit(opts)
+	return d.guard.write(func() error { return b.Commit(opts) })
 }
