@@ -8,6 +8,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
@@ -136,4 +137,13 @@ func (r *Repository) RemoteStatus(ctx context.Context, name string, dst remote.B
 		}
 	}
 	return st, nil
+}
+
+// Immutable reports whether the object name always holds the same bytes:
+// packs and index segments are named by the hash of their content, so a
+// cache of them (remote.WithCache) never needs invalidating. Snapshot
+// records are left out: forget removes them, and a cache would keep
+// serving them.
+func Immutable(name string) bool {
+	return strings.HasPrefix(name, packsPrefix) || strings.HasPrefix(name, segmentsPrefix)
 }

@@ -20,13 +20,26 @@ func TestWrappersConform(t *testing.T) {
 	}
 	for name, o := range wrappers {
 		t.Run(name, func(t *testing.T) {
-			remotetest.Run(t, func(t *testing.T) remote.Backend {
-				b, err := local.Create(vfs.NewMem(), "/repo")
-				if err != nil {
-					t.Fatal(err)
-				}
-				return remote.Wrap(b, o)
-			})
+			remotetest.Run(t, func(t *testing.T) remote.Backend { return remote.Wrap(memBackend(t), o) })
 		})
 	}
+	// Every name is cacheable here: the suite never changes an object's
+	// content under one name, which is what the cache relies on.
+	t.Run("cache", func(t *testing.T) {
+		remotetest.Run(t, func(t *testing.T) remote.Backend {
+			b, err := remote.WithCache(memBackend(t), remote.CacheOptions{Dir: t.TempDir(), Cacheable: func(string) bool { return true }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		})
+	})
+}
+
+func memBackend(t *testing.T) remote.Backend {
+	b, err := local.Create(vfs.NewMem(), "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
