@@ -55,6 +55,14 @@ type restorer struct {
 
 	warnMu   sync.Mutex
 	warnings []RestoreWarning
+
+	deferMu  sync.Mutex
+	deferred []deferredDir
+}
+
+type deferredDir struct {
+	rel  string
+	node Node
 }
 
 // restoreFile is a regular file being written by several workers at once;
@@ -111,10 +119,17 @@ func Restore(ctx context.Context, repo Repo, rec *Record, sub, target string, o 
 		if err := r.dir(gctx, rootfd, "", n); err != nil {
 			return err
 		}
+		if r.blocksUs(n) {
+			r.deferDir("", n)
+			return nil
+		}
 		r.apply(rootfd, ".", "", n)
 		return nil
 	})
 	err = g.Wait()
+	if err == nil {
+		r.applyDeferred()
+	}
 	return r.warnings, err
 }
 
@@ -139,17 +154,18 @@ func (r *restorer) entry(ctx context.Context, dirfd int, rel string, n *Node) er
 	switch n.Type {
 	case TypeDir:
 		r.prog.Dirs.Add(1)
-		if err := unix.Mkdirat(dirfd, n.Name, 0o700); err != nil && err != unix.EEXIST {
-			return &os.PathError{Op: "mkdir", Path: rel, Err: err}
-		}
-		fd, err := unix.Openat(dirfd, n.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, err := makeDir(dirfd, n.Name)
 		if err != nil {
-			return &os.PathError{Op: "open", Path: rel, Err: err}
+			return &os.PathError{Op: "mkdir", Path: rel, Err: err}
 		}
 		err = r.dir(ctx, fd, rel, n)
 		unix.Close(fd)
 		if err != nil {
 			return err
+		}
+		if r.blocksUs(n) {
+			r.deferDir(rel, n)
+			return nil
 		}
 		r.apply(dirfd, n.Name, rel, n)
 		return nil
@@ -163,10 +179,78 @@ func (r *restorer) entry(ctx context.Context, dirfd int, rel string, n *Node) er
 			return &os.PathError{Op: "remove", Path: rel, Err: err}
 		}
 		if err := fsmeta.Create(p, metaFromNode(n)); err != nil {
+			if isDevice(n) && errors.Is(err, unix.EPERM) {
+				// Only root may make device nodes; the rest of the tree
+				// is still worth restoring.
+				r.warn(rel, err)
+				return nil
+			}
 			return fmt.Errorf("%s: %w", rel, err)
 		}
 		r.apply(dirfd, n.Name, rel, n)
 		return nil
+	}
+}
+
+// makeDir makes and opens directory name, reusing one already there and
+// replacing anything else in the way (a file left by an older restore).
+func makeDir(dirfd int, name string) (int, error) {
+	err := unix.Mkdirat(dirfd, name, 0o700)
+	if err == unix.EEXIST {
+		fd, oerr := openDir(dirfd, name)
+		if oerr != unix.ENOTDIR && oerr != unix.ELOOP {
+			return fd, oerr
+		}
+		if err := unix.Unlinkat(dirfd, name, 0); err != nil {
+			return -1, err
+		}
+		err = unix.Mkdirat(dirfd, name, 0o700)
+	}
+	if err != nil {
+		return -1, err
+	}
+	return openDir(dirfd, name)
+}
+
+func openDir(dirfd int, name string) (int, error) {
+	return unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+func isDevice(n *Node) bool { return n.Type == TypeCharDev || n.Type == TypeBlockDev }
+
+// blocksUs says whether giving directory n its mode now would lock this
+// restore out of it while files inside are still being written and given
+// their metadata by path: without root, a directory without write and
+// search permission for its owner can be neither.
+func (r *restorer) blocksUs(n *Node) bool {
+	return os.Geteuid() != 0 && n.Mode&0o300 != 0o300
+}
+
+// deferDir keeps a directory's metadata for the end of the restore. Such
+// directories are rare (a restore as a user of 0500 or 0000 directories),
+// so the list stays short.
+func (r *restorer) deferDir(rel string, n *Node) {
+	r.deferMu.Lock()
+	defer r.deferMu.Unlock()
+	r.deferred = append(r.deferred, deferredDir{rel: rel, node: *n})
+}
+
+// applyDeferred gives the deferred directories their metadata once every
+// file is written, deepest first (they were deferred after their
+// children), so that each is still reachable when its turn comes.
+func (r *restorer) applyDeferred() {
+	for _, d := range r.deferred {
+		if d.rel == "" { // the target itself
+			r.apply(r.rootfd, ".", "", &d.node)
+			continue
+		}
+		pfd, err := openDirPath(r.rootfd, path.Dir(d.rel))
+		if err != nil {
+			r.warn(d.rel, err)
+			continue
+		}
+		r.apply(pfd, d.node.Name, d.rel, &d.node)
+		unix.Close(pfd)
 	}
 }
 
@@ -346,6 +430,10 @@ func (r *restorer) apply(dirfd int, name, rel string, n *Node) {
 	if err == nil {
 		return
 	}
+	r.warn(rel, err)
+}
+
+func (r *restorer) warn(rel string, err error) {
 	r.warnMu.Lock()
 	defer r.warnMu.Unlock()
 	r.warnings = append(r.warnings, RestoreWarning{Path: rel, Err: err})

@@ -11,17 +11,17 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Pebble cannot survive a full disk: a failed WAL write ends in
-// Logger.Fatalf ("the commit pipeline will be horked"), and a memtable
-// flush that fails is retried forever while writers stall. So the index
-// refuses a write while its filesystem has less than a reserve free, giving
-// the caller an ordinary ENOSPC error instead, and turns the Fatalf that a
-// race past the reserve can still cause into an error that breaks only
-// this DB.
+// Pebble does not expect a full disk: a failed WAL write ends in
+// Logger.Fatalf ("the commit pipeline will be horked"), and a flush that
+// fails while opening is retried forever. So Open refuses to start below a
+// reserve of free space, with an ordinary ENOSPC error, and the Fatalf a
+// write can still meet is turned into an error that breaks only this DB.
+// Writes are not held to the reserve: the last pack a backup stored
+// before the disk filled must still be indexed, or it would be stored
+// again by the next run, on a disk that has no room for it.
 
-// indexReserve is what the guard keeps free: room for Pebble's MANIFEST,
-// a new WAL and the flush of what a command writes, which for every
-// command but the first backup is a few hundred KiB. Small enough that a
+// indexReserve is the free space Open wants: room for Pebble's MANIFEST, a
+// new WAL and the flush of the log it replays. Small enough that a
 // repository whose disk filled up can still be listed and restored.
 const indexReserve = 1 << 20
 
@@ -41,7 +41,7 @@ func (e *fatalError) Unwrap() error {
 }
 
 // ErrNoSpace is returned, wrapped with the numbers, when the index's
-// filesystem is below its reserve. It matches syscall.ENOSPC.
+// filesystem is below its reserve at Open. It matches syscall.ENOSPC.
 var ErrNoSpace = fmt.Errorf("index: %w", syscall.ENOSPC)
 
 type guard struct {
@@ -51,12 +51,9 @@ type guard struct {
 	broken  atomic.Pointer[fatalError]
 }
 
-// check fails when the DB is broken or its disk is below the reserve. A
-// filesystem that cannot tell its usage (an in-memory one) always passes.
-func (g *guard) check() error {
-	if f := g.broken.Load(); f != nil {
-		return fmt.Errorf("index is unusable after an earlier failure: %w", f)
-	}
+// checkSpace fails when the disk is below the reserve. A filesystem that
+// cannot tell its usage (an in-memory one) always passes.
+func (g *guard) checkSpace() error {
 	u, err := g.fs.GetDiskUsage(g.dir)
 	if errors.Is(err, vfs.ErrUnsupported) {
 		return nil
@@ -69,16 +66,16 @@ func (g *guard) check() error {
 		free = u.TotalBytes - u.UsedBytes
 	}
 	if free < g.reserve {
-		return fmt.Errorf("%w: %s has %d KiB free; the index keeps %d KiB free for its own files",
+		return fmt.Errorf("%w: %s has %d KiB free; the index needs %d KiB free to open",
 			ErrNoSpace, g.dir, free>>10, g.reserve>>10)
 	}
 	return nil
 }
 
-// write runs fn, a Pebble write, if the guard allows it.
+// write runs fn, a Pebble write, unless an earlier one broke the DB.
 func (g *guard) write(fn func() error) error {
-	if err := g.check(); err != nil {
-		return err
+	if f := g.broken.Load(); f != nil {
+		return fmt.Errorf("index is unusable after an earlier failure: %w", f)
 	}
 	return g.recoverFatal(fn)
 }

@@ -96,7 +96,7 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 		return nil, err
 	}
 	g := &guard{fs: fs, dir: dir, reserve: indexReserve}
-	if err := g.check(); err != nil {
+	if err := g.checkSpace(); err != nil {
 		return nil, err
 	}
 	lock, err := pebble.LockDirectory(dir, fs)

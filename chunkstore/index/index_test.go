@@ -3,10 +3,12 @@ package index
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 )
@@ -148,37 +150,45 @@ func TestHistory(t *testing.T) {
 	}
 }
 
-// Pebble cannot survive a full disk, so the index refuses writes, and
-// opening, below its reserve with an error that says the disk is full.
-func TestReserveRefusesWrites(t *testing.T) {
-	d, fs := testDB(t)
-	mem := fs.(*vfs.MemFS)
-	pack := PackInfo{ID: id(7), Size: 10, Count: 1}
-	entries := []BlobEntry{{Type: blob.Data, ID: id(3), Location: Location{Pack: id(7), Length: 10, RawLength: 10}}}
-
-	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 100 << 10, TotalBytes: 1 << 30, UsedBytes: 1<<30 - 100<<10})
-	err := d.AddPack(pack, entries)
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("AddPack below the reserve = %v, want ENOSPC", err)
-	}
-	if _, ok, _ := d.Lookup(blob.Data, id(3)); ok {
-		t.Fatal("a refused write reached the index")
-	}
-	if err := d.PutSnapshot(id(4), []byte("r")); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("PutSnapshot below the reserve = %v, want ENOSPC", err)
-	}
-	d.Close()
+// Below its reserve the index does not open (Pebble would retry the flush
+// of its log forever); the error says the disk is full.
+func TestReserveAtOpen(t *testing.T) {
+	fs := vfs.NewMem()
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 100 << 10, TotalBytes: 1 << 30, UsedBytes: 1<<30 - 100<<10})
 	if _, err := Open(fs, "idx", Options{}); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Open below the reserve = %v, want ENOSPC", err)
 	}
-
-	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 30, TotalBytes: 1 << 30})
-	d2, err := Open(fs, "idx", Options{})
+	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 30, TotalBytes: 1 << 30})
+	d, err := Open(fs, "idx", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d2.Close()
-	if err := d2.AddPack(pack, entries); err != nil {
-		t.Fatalf("AddPack with space back: %v", err)
+	d.Close()
+}
+
+// A write that fails under Pebble (its WAL on a full disk) makes Pebble
+// call Fatalf. The index turns that into an ENOSPC error for the caller
+// and refuses later writes, instead of a panic that kills the process.
+func TestWALFailureIsAnError(t *testing.T) {
+	toggle := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+			return syscall.ENOSPC
+		}
+		return nil
+	})}
+	fs := errorfs.Wrap(vfs.NewMem(), toggle)
+	d, err := Open(fs, "idx", Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	pack := PackInfo{ID: id(7), Size: 10, Count: 1}
+	entries := []BlobEntry{{Type: blob.Data, ID: id(3), Location: Location{Pack: id(7), Length: 10, RawLength: 10}}}
+	toggle.On()
+	if err := d.AddPack(pack, entries); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("AddPack with the WAL failing = %v, want ENOSPC", err)
+	}
+	if err := d.PutSnapshot(id(4), []byte("r")); err == nil || !strings.Contains(err.Error(), "unusable") {
+		t.Fatalf("a write after the failure = %v, want the index reported unusable", err)
+	}
+	d.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -66,6 +67,9 @@ func openBackend(location string, create bool) (remote.Backend, error) {
 		be, err := local.OpenDir(dir)
 		if remote.IsNotExist(err) {
 			return nil, fmt.Errorf("%w: %s (create it with 'hindsight init')", errNoRepository, dir)
+		}
+		if errors.Is(err, syscall.ENOTDIR) {
+			return nil, fmt.Errorf("%w: %s is a file, not a repository directory", chunkstore.ErrNotRepository, dir)
 		}
 		return be, err
 	case "s3", "swift":

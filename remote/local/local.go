@@ -50,7 +50,7 @@ func Open(fsys vfs.FS, root string) (*Backend, error) {
 		return nil, lookupErr("open", root, err)
 	}
 	if !fi.IsDir() {
-		return nil, remote.Permanent(fmt.Errorf("local: open %s: not a directory", root))
+		return nil, remote.Permanent(fmt.Errorf("local: open %s: %w", root, syscall.ENOTDIR))
 	}
 	return &Backend{fs: fsys, root: root}, nil
 }
