@@ -160,3 +160,53 @@ func dirSize(t *testing.T, dir string) int64 {
 	}
 	return n
 }
+
+// TestBackupDuringPush runs a backup while a slow push of an earlier one
+// is under way: the backup must not wait for the push, and the next push
+// must carry the new snapshot.
+func TestBackupDuringPush(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.MakeBucket(t, "during")
+	dir := t.TempDir()
+	big, small := filepath.Join(dir, "big"), filepath.Join(dir, "small")
+	os.Mkdir(big, 0o755)
+	os.Mkdir(small, 0o755)
+	randomTree(t, big, 2, 16<<20)
+	if err := os.WriteFile(filepath.Join(small, "note"), []byte("written during the push"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := cli{t: t, env: append(os.Environ(), srv.Env()...)}
+	c.env = append(c.env, "HINDSIGHT_PASSWORD=during", "HINDSIGHT_REPOSITORY="+filepath.Join(dir, "repo"),
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
+	c.must("init")
+	c.must("backup", big)
+	c.must("remote", "add", "offsite", srv.URL("during", "repo"))
+
+	push, _, pushErr := c.start("push", "offsite", "--limit-upload", "4M") // 32 MiB: about 8 s
+	pushed := make(chan error, 1)
+	go func() { pushed <- push.Wait() }()
+	time.Sleep(time.Second)
+	start := time.Now()
+	c.must("backup", small)
+	took := time.Since(start)
+	select {
+	case err := <-pushed:
+		t.Fatalf("push ended (%v) before the backup could overlap it; stderr:\n%s", err, pushErr)
+	default:
+	}
+	if took > 5*time.Second {
+		t.Errorf("backup took %v while push ran; it must not wait for the push", took)
+	}
+	if err := <-pushed; err != nil {
+		t.Fatalf("push: %v\n%s", err, pushErr)
+	}
+	var again struct {
+		SnapshotsSent int `json:"snapshots_sent"`
+	}
+	if err := json.Unmarshal([]byte(c.must("push", "offsite", "--json")), &again); err != nil {
+		t.Fatal(err)
+	}
+	if again.SnapshotsSent != 1 {
+		t.Errorf("the push after the overlapping backup sent %d snapshots; want its 1", again.SnapshotsSent)
+	}
+}
