@@ -58,25 +58,12 @@ func (a *app) runPush(ctx context.Context, name string, fl pushFlags) error {
 	if fl.jobs < 1 {
 		return usagef("--jobs must be at least 1")
 	}
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "push"})
+	s, dst, err := a.openWithRemote(ctx, "push", name, remote.WrapOptions{UploadRate: rate, Connections: fl.jobs})
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	url, err := s.repo.Remote(s.ctx, name)
-	if err != nil {
-		return usageError{err}
-	}
-	be, err := a.openRemote(s.ctx, url, true)
-	if err != nil {
-		return err
-	}
-	defer be.Close()
-	dst := remote.Wrap(be, remote.WrapOptions{
-		Retry:       &remote.RetryOptions{Logger: a.log},
-		UploadRate:  rate,
-		Connections: fl.jobs,
-	})
+	defer dst.Close()
 	// A shared lock on the remote keeps a prune there from deleting what
 	// this push relies on; restores and other pushes may run alongside.
 	rl, err := lock.Acquire(s.ctx, dst, false, "push", lock.Options{Logger: a.log})
@@ -97,7 +84,7 @@ func (a *app) runPush(ctx context.Context, name string, fl pushFlags) error {
 	})
 	stop()
 	if err != nil {
-		return s.err(fmt.Errorf("push to %s: %w", be.Location(), err))
+		return s.err(fmt.Errorf("push to %s: %w", dst.Location(), err))
 	}
 	elapsed := last.Load().Elapsed
 	if fl.json {

@@ -110,6 +110,31 @@ func (a *app) openRemote(ctx context.Context, url string, check bool) (remote.Ba
 	return s3.Open(ctx, cfg)
 }
 
+// openWithRemote opens the repository under a shared lock for purpose, and
+// the remote called name, wrapped as o says and always retried. The caller
+// closes both.
+func (a *app) openWithRemote(ctx context.Context, purpose, name string, o remote.WrapOptions) (_ *session, _ remote.Backend, err error) {
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: purpose})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	url, err := s.repo.Remote(s.ctx, name)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	be, err := a.openRemote(s.ctx, url, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	o.Retry = &remote.RetryOptions{Logger: a.log}
+	return s, remote.Wrap(be, o), nil
+}
+
 func (a *app) remoteAdd(ctx context.Context, name, url string, check bool) error {
 	s, err := a.openRepo(ctx, openOptions{noIndex: true})
 	if err != nil {
@@ -147,21 +172,13 @@ func (a *app) remoteList(ctx context.Context) error {
 }
 
 func (a *app) remoteStatus(ctx context.Context, name string, jsonOut bool) error {
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "remote status"})
+	s, be, err := a.openWithRemote(ctx, "remote status", name, remote.WrapOptions{})
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	url, err := s.repo.Remote(s.ctx, name)
-	if err != nil {
-		return usageError{err}
-	}
-	be, err := a.openRemote(s.ctx, url, false)
-	if err != nil {
-		return err
-	}
 	defer be.Close()
-	st, err := s.repo.RemoteStatus(s.ctx, name, remote.WithRetry(be, remote.RetryOptions{Logger: a.log}))
+	st, err := s.repo.RemoteStatus(s.ctx, name, be)
 	if err != nil {
 		return s.err(err)
 	}

@@ -40,21 +40,12 @@ Exit code 4 means some missing packs are not on the remote either
 }
 
 func (a *app) runRepair(ctx context.Context, from string, dryRun bool, jobs int) error {
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "repair"})
+	s, src, err := a.openWithRemote(ctx, "repair", from, remote.WrapOptions{Connections: jobs})
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	url, err := s.repo.Remote(s.ctx, from)
-	if err != nil {
-		return usageError{err}
-	}
-	be, err := a.openRemote(s.ctx, url, true)
-	if err != nil {
-		return err
-	}
-	defer be.Close()
-	src := remote.Wrap(be, remote.WrapOptions{Retry: &remote.RetryOptions{Logger: a.log}, Connections: jobs})
+	defer src.Close()
 	st, err := s.repo.RepairPacks(s.ctx, src, jobs, dryRun)
 	if err != nil {
 		return s.err(err)

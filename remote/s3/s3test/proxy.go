@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -87,22 +88,14 @@ func (p *Proxy) SetFaults(choose func(*http.Request) Fault) {
 func (p *Proxy) Received() map[string]int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[string]int64, len(p.received))
-	for k, v := range p.received {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(p.received)
 }
 
 // Injected returns how many times each fault was injected.
 func (p *Proxy) Injected() map[Fault]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[Fault]int, len(p.injected))
-	for k, v := range p.injected {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(p.injected)
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
