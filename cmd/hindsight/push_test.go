@@ -77,6 +77,13 @@ func TestPushToMinIO(t *testing.T) {
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
 	must(t, e, noConfig(t, "clone", url, clone)...)
+	// Again into the same directory: an interrupted clone resumes so.
+	must(t, e, noConfig(t, "clone", url, clone)...)
+	occupied := t.TempDir()
+	writeFile(t, filepath.Join(occupied, "precious"), "x")
+	if r := wantExit(t, exitFailure, e, noConfig(t, "clone", url, occupied)...); !strings.Contains(r.stderr, "not empty") {
+		t.Errorf("clone into an occupied directory: %q", r.stderr)
+	}
 	e["HINDSIGHT_REPOSITORY"] = clone
 	target := filepath.Join(t.TempDir(), "restored")
 	must(t, e, noConfig(t, "restore", "latest", "--target", target, "--verify")...)
