@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +19,7 @@ var (
 	ErrNoBucket     = errors.New("bucket does not exist")
 	ErrAccessDenied = errors.New("access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy")
 	ErrClockSkew    = errors.New("the server refused the request signature because this machine's clock differs from the server's by more than 15 minutes: fix the clock (NTP)")
+	ErrCertificate  = errors.New("the server's TLS certificate is not trusted: give its CA with ?ca=FILE in the URL")
 )
 
 // codes maps S3 error codes to our sentinels. The messages S3 sends with
@@ -44,6 +47,9 @@ func (b *Backend) fail(ctx context.Context, op, name string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("%s: %w", where, ctxErr)
 	}
+	if badCertificate(err) {
+		return remote.Permanent(fmt.Errorf("%s: %w (%v)", where, ErrCertificate, err))
+	}
 	resp := minio.ToErrorResponse(err)
 	if sentinel, ok := codes[resp.Code]; ok {
 		e := fmt.Errorf("%s: %w (%s)", where, sentinel, resp.Code)
@@ -61,4 +67,16 @@ func (b *Backend) fail(ctx context.Context, op, name string, err error) error {
 		return remote.Permanent(fmt.Errorf("%s: %w", where, err))
 	}
 	return fmt.Errorf("%s: %w", where, err)
+}
+
+// badCertificate reports whether err is TLS refusing the server's
+// certificate, which no retry can cure.
+func badCertificate(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		invalid  x509.CertificateInvalidError
+		hostname x509.HostnameError
+		verify   *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostname) || errors.As(err, &verify)
 }

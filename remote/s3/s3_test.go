@@ -146,3 +146,24 @@ func testOpenErrors(t *testing.T, srv *s3test.Server) {
 		})
 	}
 }
+
+// TestMinIOTLS talks https to a server whose certificate only the CA file
+// vouches for: with the file the contract holds, without it the failure
+// is immediate, permanent and says what to do.
+func TestMinIOTLS(t *testing.T) {
+	srv := s3test.StartTLS(t)
+	var n atomic.Int64
+	remotetest.Run(t, func(t *testing.T) remote.Backend {
+		b, err := s3.Open(t.Context(), srv.Config(t, "tls", fmt.Sprintf("repo/%d", n.Add(1))))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return b
+	})
+	cfg := srv.Config(t, "tls", "x")
+	cfg.CAFile = ""
+	_, err := s3.Open(t.Context(), cfg)
+	if !errors.Is(err, s3.ErrCertificate) || !remote.IsPermanent(err) || !strings.Contains(err.Error(), "ca=") {
+		t.Errorf("Open without the CA = %v; want a permanent ErrCertificate pointing at ?ca=", err)
+	}
+}

@@ -30,8 +30,12 @@ import (
 type Server struct {
 	Endpoint    string // 127.0.0.1:port
 	Credentials s3.Credentials
-	cmd         *exec.Cmd
-	log         *bytes.Buffer
+	// CAFile is the PEM certificate a TLS server (StartTLS) presents,
+	// which clients must be told to trust; "" for plain http.
+	CAFile string
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+	client *http.Client // for the readiness probe
 }
 
 // Binary returns the MinIO executable tests use: $HINDSIGHT_MINIO, or the
@@ -54,6 +58,18 @@ func Binary() (string, bool) {
 // or fails it under CI=true so that CI cannot pass by testing nothing.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return startServer(t, false)
+}
+
+// StartTLS is Start with MinIO serving https under a self-signed
+// certificate for 127.0.0.1, found at the Server's CAFile.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	return startServer(t, true)
+}
+
+func startServer(t testing.TB, tls bool) *Server {
+	t.Helper()
 	bin, ok := Binary()
 	if !ok {
 		msg := "MinIO not installed: run integration/scripts/install-minio.sh"
@@ -67,7 +83,7 @@ func Start(t testing.TB) *Server {
 	var err error
 	for range 3 {
 		var s *Server
-		if s, err = start(t, bin); err == nil {
+		if s, err = start(t, bin, tls); err == nil {
 			return s
 		}
 	}
@@ -75,7 +91,7 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func start(t testing.TB, bin string) (*Server, error) {
+func start(t testing.TB, bin string, tls bool) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -84,13 +100,24 @@ func start(t testing.TB, bin string) (*Server, error) {
 		Endpoint:    fmt.Sprintf("127.0.0.1:%d", port),
 		Credentials: s3.Credentials{AccessKeyID: "hindsight-test", SecretAccessKey: randomSecret()},
 		log:         &bytes.Buffer{},
+		client:      http.DefaultClient,
+	}
+	args := []string{"server", "--quiet"}
+	if tls {
+		certs := t.TempDir()
+		var err error
+		if s.client, err = selfSigned(certs); err != nil {
+			return nil, err
+		}
+		s.CAFile = filepath.Join(certs, "public.crt")
+		args = append(args, "--certs-dir", certs)
 	}
 	consolePort, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "server", "--quiet",
-		"--address", s.Endpoint, "--console-address", fmt.Sprintf("127.0.0.1:%d", consolePort), t.TempDir())
+	s.cmd = exec.Command(bin, append(args,
+		"--address", s.Endpoint, "--console-address", fmt.Sprintf("127.0.0.1:%d", consolePort), t.TempDir())...)
 	s.cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.Credentials.AccessKeyID,
 		"MINIO_ROOT_PASSWORD="+s.Credentials.SecretAccessKey,
@@ -117,14 +144,18 @@ func start(t testing.TB, bin string) (*Server, error) {
 
 func (s *Server) waitReady(exited <-chan error) error {
 	deadline := time.Now().Add(60 * time.Second)
-	url := "http://" + s.Endpoint + "/minio/health/ready"
+	scheme := "http"
+	if s.CAFile != "" {
+		scheme = "https"
+	}
+	url := scheme + "://" + s.Endpoint + "/minio/health/ready"
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
 			return fmt.Errorf("MinIO exited at start: %v", err)
 		case <-time.After(100 * time.Millisecond):
 		}
-		resp, err := http.Get(url)
+		resp, err := s.client.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -150,14 +181,15 @@ func (s *Server) stop(t testing.TB, exited <-chan error) {
 // path-style, as MinIO is addressed.
 func (s *Server) Config(t testing.TB, bucket, prefix string) s3.Config {
 	t.Helper()
-	cfg := s3.Config{Endpoint: s.Endpoint, Bucket: bucket, Prefix: prefix, Lookup: s3.LookupPath, Credentials: s.Credentials}
+	cfg := s3.Config{Endpoint: s.Endpoint, Secure: s.CAFile != "", CAFile: s.CAFile,
+		Bucket: bucket, Prefix: prefix, Lookup: s3.LookupPath, Credentials: s.Credentials}
 	s.MakeBucket(t, bucket)
 	return cfg
 }
 
 // URL is the s3: URL of bucket and prefix on this server.
 func (s *Server) URL(bucket, prefix string) string {
-	return s3.Config{Endpoint: s.Endpoint, Bucket: bucket, Prefix: prefix}.String()
+	return s3.Config{Endpoint: s.Endpoint, Secure: s.CAFile != "", Bucket: bucket, Prefix: prefix}.String()
 }
 
 // Env returns the environment variables that hand this server's
@@ -188,6 +220,8 @@ func (s *Server) Client(t testing.TB) *minio.Client {
 	c, err := minio.New(s.Endpoint, &minio.Options{
 		Creds:        credentials.NewStaticV4(s.Credentials.AccessKeyID, s.Credentials.SecretAccessKey, ""),
 		BucketLookup: minio.BucketLookupPath,
+		Secure:       s.CAFile != "",
+		Transport:    s.client.Transport,
 	})
 	if err != nil {
 		t.Fatal(err)
