@@ -36,7 +36,7 @@ type PushOptions struct {
 type PushPhase int
 
 const (
-	PushChecking  PushPhase = iota // Stat every pack on the remote
+	PushChecking  PushPhase = iota // find which packs the remote holds
 	PushPacks                      // upload the missing packs
 	PushSegments                   // then the index segments that list them
 	PushSnapshots                  // then, last, the snapshot records
@@ -108,9 +108,10 @@ func (e *RemoteMismatchError) Error() string {
 // in the index, so everything a listed snapshot needs is in the lists
 // made after it. What a backup adds later waits for the next push.
 //
-// Push resumes: every pack is checked with Stat, present ones are recorded
-// in the index and never sent again, and the index's record of what dst
-// holds is trusted only once Stat confirms it. It never deletes.
+// Push resumes: every pack is checked against a listing of dst (a Stat of
+// all objects at once), present ones are recorded in the index and never
+// sent again, and the index's record of what dst holds is trusted only
+// once the listing confirms it. It never deletes.
 func (r *Repository) Push(ctx context.Context, dst remote.Backend, o PushOptions) (PushStats, error) {
 	if o.Remote == "" {
 		return PushStats{}, errors.New("push: no remote name")
@@ -138,6 +139,7 @@ type pusher struct {
 	start time.Time
 
 	emitMu sync.Mutex
+	have   map[string]int64 // the remote's objects and sizes when the push began
 
 	phase                                   atomic.Int32
 	sendStart                               atomic.Int64 // UnixNano when PushPacks began
@@ -147,6 +149,18 @@ type pusher struct {
 }
 
 func (p *pusher) run(ctx context.Context) error {
+	// One listing stands for a Stat of every object: a request per
+	// thousand objects instead of one per object, which is what makes
+	// resuming a large push cheap. The remote only gains objects while we
+	// run (we hold a shared lock there, which keeps prune out).
+	listed, err := listObjects(ctx, p.dst, "")
+	if err != nil {
+		return err
+	}
+	p.have = make(map[string]int64, len(listed))
+	for _, fi := range listed {
+		p.have[fi.Name] = fi.Size
+	}
 	if err := p.claim(ctx); err != nil {
 		return err
 	}
@@ -166,7 +180,7 @@ func (p *pusher) run(ctx context.Context) error {
 		return err
 	}
 	p.packs.Store(int64(len(packs)))
-	missing, err := p.check(ctx, packs)
+	missing, err := p.check(packs)
 	if err != nil {
 		return err
 	}
@@ -225,47 +239,42 @@ func (p *pusher) claim(ctx context.Context) error {
 // check Stats every pack on dst and returns those it lacks. Packs found
 // there are recorded in the index; a pack the index recorded but dst lost
 // is logged and sent again.
-func (p *pusher) check(ctx context.Context, packs []index.PackInfo) ([]index.PackInfo, error) {
-	found := make([]bool, len(packs))
-	idx := make([]int, len(packs))
-	for i := range idx {
-		idx[i] = i
-	}
-	err := parallel(ctx, p.o.Jobs, idx, func(ctx context.Context, i int) error {
-		pi := packs[i]
-		have, err := holds(ctx, p.dst, packName(pi.ID), pi.Size)
-		if err != nil {
-			return err
-		}
+func (p *pusher) check(packs []index.PackInfo) ([]index.PackInfo, error) {
+	var missing []index.PackInfo
+	for _, pi := range packs {
+		have := p.holds(packName(pi.ID), pi.Size)
 		recorded, err := p.r.idx.OnRemote(p.o.Remote, pi.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		switch {
 		case have && !recorded:
 			// Uploaded by a push that was killed before recording it.
-			err = p.r.idx.SetRemote(p.o.Remote, pi.ID)
+			if err := p.r.idx.SetRemote(p.o.Remote, pi.ID); err != nil {
+				return nil, err
+			}
 		case !have && recorded:
 			p.lost.Add(1)
 			p.o.Logger.Warn("the remote lost a pack it held; sending it again", "remote", p.o.Remote, "pack", pi.ID.String())
 		}
-		found[i] = have
 		if have {
 			p.present.Add(1)
 		} else {
+			missing = append(missing, pi)
 			p.toSend.Add(1)
 			p.bytesToSend.Add(pi.Size)
 		}
 		p.checked.Add(1)
-		return err
-	})
-	var missing []index.PackInfo
-	for i, pi := range packs {
-		if !found[i] {
-			missing = append(missing, pi)
-		}
 	}
-	return missing, err
+	return missing, nil
+}
+
+// holds reports whether the listing of dst shows name whole, with the
+// given size. An object of another size is not ours (a foreign file, or a
+// store that kept a torn upload), and is replaced.
+func (p *pusher) holds(name string, size int64) bool {
+	got, ok := p.have[name]
+	return ok && got == size
 }
 
 func (p *pusher) sendPack(ctx context.Context, pi index.PackInfo) error {
@@ -286,9 +295,8 @@ func (p *pusher) sendPack(ctx context.Context, pi index.PackInfo) error {
 // dst already has it, counting the copies in n.
 func (p *pusher) copyCounted(n *atomic.Int64) func(context.Context, remote.FileInfo) error {
 	return func(ctx context.Context, fi remote.FileInfo) error {
-		have, err := holds(ctx, p.dst, fi.Name, fi.Size)
-		if err != nil || have {
-			return err
+		if p.holds(fi.Name, fi.Size) {
+			return nil
 		}
 		b, err := loadAll(ctx, p.r.be, fi.Name)
 		if err != nil {

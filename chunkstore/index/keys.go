@@ -21,8 +21,9 @@
 // The remote name in "r" keys is a uint16 big-endian length and the name's
 // bytes. push (chunkstore/push.go) sets an "r" key, without a sync, after
 // each pack it uploads, and for each pack it finds already uploaded; a key
-// lost in a crash is set again by the next push, which Stats every pack. A
-// key is a claim to confirm, never proof: push trusts only Stat, and
+// lost in a crash is set again by the next push, which checks every pack
+// against a listing of the remote. A key is a claim to confirm, never
+// proof: push trusts only the remote's own listing, and
 // 'remote status' reports these keys as what earlier pushes achieved.
 //
 // A history path is encoded as its components, each followed by 0x00, then
