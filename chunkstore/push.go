@@ -279,13 +279,18 @@ func (p *pusher) holds(name string, size int64) bool {
 
 func (p *pusher) sendPack(ctx context.Context, pi index.PackInfo) error {
 	name := packName(pi.ID)
-	src := &countingReaderAt{r: backendReaderAt{ctx, p.r.be, name}, total: &p.bytesSent}
+	var read atomic.Int64
+	src := remote.CountFirstReads(backendReaderAt{ctx, p.r.be, name}, func(n int64) error {
+		read.Add(n)
+		p.bytesSent.Add(n)
+		return nil
+	})
 	if err := p.dst.Save(ctx, name, src, pi.Size); err != nil {
 		return fmt.Errorf("push %s: %w", name, err)
 	}
 	// Count what the upload did not read (an empty pack, a source read
 	// short of the end), so that BytesSent ends at BytesToSend.
-	p.bytesSent.Add(pi.Size - src.high.Load())
+	p.bytesSent.Add(pi.Size - read.Load())
 	p.sent.Add(1)
 	// NoSync: a record lost in a crash is rebuilt by the next check.
 	return p.r.idx.SetRemote(p.o.Remote, pi.ID)
@@ -308,33 +313,6 @@ func (p *pusher) copyCounted(n *atomic.Int64) func(context.Context, remote.FileI
 		n.Add(1)
 		return nil
 	}
-}
-
-// countingReaderAt adds to total the bytes read beyond the highest offset
-// read so far, so a retried upload, which reads its source again from the
-// start, is not counted twice.
-type countingReaderAt struct {
-	r interface {
-		ReadAt([]byte, int64) (int, error)
-	}
-	total *atomic.Int64
-	high  atomic.Int64
-}
-
-func (c *countingReaderAt) ReadAt(b []byte, off int64) (int, error) {
-	n, err := c.r.ReadAt(b, off)
-	end := off + int64(n)
-	for {
-		h := c.high.Load()
-		if end <= h {
-			break
-		}
-		if c.high.CompareAndSwap(h, end) {
-			c.total.Add(end - h)
-			break
-		}
-	}
-	return n, err
 }
 
 func listObjects(ctx context.Context, be remote.Backend, prefix string) ([]remote.FileInfo, error) {

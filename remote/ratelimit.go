@@ -38,7 +38,9 @@ func (r *rateBackend) Unwrap() Backend { return r.Backend }
 
 func (r *rateBackend) Save(ctx context.Context, name string, rd io.ReaderAt, size int64) error {
 	if r.up != nil {
-		rd = &limitedReaderAt{ctx: ctx, r: rd, lim: r.up}
+		// Charged per byte read for the first time: a checksum pass
+		// before the send reads the source twice but sends it once.
+		rd = CountFirstReads(rd, func(n int64) error { return take(ctx, r.up, int(n)) })
 	}
 	return r.Backend.Save(ctx, name, rd, size)
 }
@@ -66,23 +68,6 @@ func take(ctx context.Context, lim *rate.Limiter, n int) error {
 		n -= k
 	}
 	return nil
-}
-
-// limitedReaderAt charges each read before handing the bytes over, so the
-// upload they feed cannot outrun the limit. ReadAt must fill p, so a large
-// read is charged in burst-sized steps instead of being shortened.
-type limitedReaderAt struct {
-	ctx context.Context
-	r   io.ReaderAt
-	lim *rate.Limiter
-}
-
-func (l *limitedReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	n, err := l.r.ReadAt(p, off)
-	if werr := take(l.ctx, l.lim, n); werr != nil {
-		return 0, werr
-	}
-	return n, err
 }
 
 type limitedReadCloser struct {
