@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +121,47 @@ func TestPushThroughFaults(t *testing.T) {
 		}
 	}
 	t.Logf("faults injected: %v", injected)
+}
+
+// TestReadsFetchOnlyWhatIsNeeded opens a pushed repository from S3 alone
+// and reads one blob: opening must read the index segments and no pack,
+// and the blob must cost a ranged GET of its own bytes, not its pack.
+func TestReadsFetchOnlyWhatIsNeeded(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.MakeBucket(t, "ranged")
+	r, blobs := repoWithPacks(t, 20)
+	proxy := srv.StartProxy(t, nil)
+	be, err := s3.New(s3.Config{Endpoint: proxy.Endpoint, Bucket: "ranged", Prefix: "repo", Region: "us-east-1",
+		Lookup: s3.LookupPath, Credentials: srv.Credentials})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Push(t.Context(), be, chunkstore.PushOptions{Remote: "s3"}); err != nil {
+		t.Fatal(err)
+	}
+	c := openS3Repo(t, srv, proxy.Endpoint, "ranged", "repo")
+	if n := packBytes(proxy.Sent()); n != 0 {
+		t.Errorf("opening the repository downloaded %d bytes of packs; want only index segments", n)
+	}
+	for id, want := range blobs {
+		got, err := c.LoadBlob(t.Context(), blob.Data, id, nil)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("LoadBlob %s: %v", id.Short(), err)
+		}
+		loc, _, _ := c.Index().Lookup(blob.Data, id)
+		if n := packBytes(proxy.Sent()); n != int64(loc.Length) {
+			t.Errorf("reading one blob of %d stored bytes downloaded %d bytes of packs", loc.Length, n)
+		}
+		break
+	}
+}
+
+func packBytes(sent map[string]int64) int64 {
+	var n int64
+	for path, b := range sent {
+		if strings.Contains(path, "/packs/") {
+			n += b
+		}
+	}
+	return n
 }

@@ -43,6 +43,7 @@ type Proxy struct {
 	mu       sync.Mutex
 	choose   func(*http.Request) Fault
 	received map[string]int64 // URL path → PUT body bytes received
+	sent     map[string]int64 // URL path → GET body bytes sent
 	injected map[Fault]int
 	rp       *httputil.ReverseProxy
 }
@@ -55,7 +56,7 @@ const SlowDelay = 300 * time.Millisecond
 func (s *Server) StartProxy(t testing.TB, choose func(*http.Request) Fault) *Proxy {
 	t.Helper()
 	target := &url.URL{Scheme: "http", Host: s.Endpoint}
-	p := &Proxy{choose: choose, received: map[string]int64{}, injected: map[Fault]int{}}
+	p := &Proxy{choose: choose, received: map[string]int64{}, sent: map[string]int64{}, injected: map[Fault]int{}}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
@@ -91,6 +92,14 @@ func (p *Proxy) Received() map[string]int64 {
 	return maps.Clone(p.received)
 }
 
+// Sent returns the response body bytes sent for each object path: what
+// downloads cost.
+func (p *Proxy) Sent() map[string]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.sent)
+}
+
 // Injected returns how many times each fault was injected.
 func (p *Proxy) Injected() map[Fault]int {
 	p.mu.Lock()
@@ -109,6 +118,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPut {
 		r.Body = &countingBody{ReadCloser: r.Body, p: p, path: r.URL.Path}
 	}
+	if r.Method == http.MethodGet {
+		w = &countingWriter{ResponseWriter: w, p: p, path: r.URL.Path}
+	}
 	switch f {
 	case Busy:
 		io.Copy(io.Discard, r.Body)
@@ -118,7 +130,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case Reset:
 		io.CopyN(io.Discard, r.Body, 64<<10)
-		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			conn.Close()
 		}
 		return
@@ -152,6 +164,24 @@ func (c *countingBody) Read(b []byte) (int, error) {
 	c.p.mu.Unlock()
 	return n, err
 }
+
+type countingWriter struct {
+	http.ResponseWriter
+	p    *Proxy
+	path string
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.p.mu.Lock()
+	c.p.sent[c.path] += int64(n)
+	c.p.mu.Unlock()
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes,
+// hijacking) through the counter.
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // truncatedBody ends in an error after left bytes, which makes the reverse
 // proxy abort the response: the client sees a body shorter than its
