@@ -181,3 +181,35 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+// TestPushRemoteFaults: what a user gets wrong about a remote is reported
+// at once, clearly, and never with the secret key.
+func TestPushRemoteFaults(t *testing.T) {
+	e, url, _ := minioRepo(t)
+	secret := e["AWS_SECRET_ACCESS_KEY"]
+	if r := must(t, e, noConfig(t, "push", "offsite", "-v")...); strings.Contains(r.stderr+r.stdout, secret) {
+		t.Errorf("push -v shows the secret key:\n%s", r.stderr)
+	}
+	must(t, e, noConfig(t, "remote", "add", "nobucket", strings.Replace(url, "/backups/", "/nosuchbucket/", 1), "--no-check")...)
+	tests := []struct {
+		name   string
+		remote string
+		secret string
+		want   string
+	}{
+		{"wrong secret", "offsite", "wrong-" + secret, "access denied"},
+		{"missing bucket", "nobucket", secret, "bucket does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e["AWS_SECRET_ACCESS_KEY"] = tt.secret
+			r := wantExit(t, exitFailure, e, noConfig(t, "push", tt.remote)...)
+			if !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("stderr %q does not say %q", r.stderr, tt.want)
+			}
+			if strings.Contains(r.stderr, secret) {
+				t.Errorf("stderr shows the secret: %q", r.stderr)
+			}
+		})
+	}
+}
