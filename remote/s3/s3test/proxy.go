@@ -151,6 +151,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	rp.ServeHTTP(w, r)
 }
 
+func (p *Proxy) count(m map[string]int64, path string, n int) {
+	p.mu.Lock()
+	m[path] += int64(n)
+	p.mu.Unlock()
+}
+
 type countingBody struct {
 	io.ReadCloser
 	p    *Proxy
@@ -159,9 +165,7 @@ type countingBody struct {
 
 func (c *countingBody) Read(b []byte) (int, error) {
 	n, err := c.ReadCloser.Read(b)
-	c.p.mu.Lock()
-	c.p.received[c.path] += int64(n)
-	c.p.mu.Unlock()
+	c.p.count(c.p.received, c.path, n)
 	return n, err
 }
 
@@ -173,9 +177,7 @@ type countingWriter struct {
 
 func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.ResponseWriter.Write(b)
-	c.p.mu.Lock()
-	c.p.sent[c.path] += int64(n)
-	c.p.mu.Unlock()
+	c.p.count(c.p.sent, c.path, n)
 	return n, err
 }
 
