@@ -54,13 +54,11 @@ func (a *app) runClone(ctx context.Context, source, dir string, jobs int) error 
 	if err != nil {
 		return err
 	}
-	src, err := a.openRemote(ctx, source, true)
+	src, err := a.remoteBackend(ctx, source, remote.WrapOptions{Connections: jobs})
 	if err != nil {
 		return err
 	}
-	s, err := a.openSession(ctx, cfg, remote.Wrap(src, remote.WrapOptions{
-		Retry: &remote.RetryOptions{Logger: a.log}, Connections: jobs,
-	}), openOptions{lock: sharedLock, purpose: "clone"})
+	s, err := a.openSession(ctx, cfg, src, openOptions{lock: sharedLock, purpose: "clone"})
 	if err != nil {
 		src.Close()
 		return err

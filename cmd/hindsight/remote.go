@@ -127,12 +127,23 @@ func (a *app) openWithRemote(ctx context.Context, purpose, name string, o remote
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	be, err := a.openRemote(s.ctx, url, true)
+	be, err := a.remoteBackend(s.ctx, url, o)
 	if err != nil {
 		return nil, nil, err
 	}
+	return s, be, nil
+}
+
+// remoteBackend opens url, checked, with the decorators every command puts
+// around a remote: always retried, and o's limits. A repository given as
+// --repo s3:... is opened here too.
+func (a *app) remoteBackend(ctx context.Context, url string, o remote.WrapOptions) (remote.Backend, error) {
+	be, err := a.openRemote(ctx, url, true)
+	if err != nil {
+		return nil, err
+	}
 	o.Retry = &remote.RetryOptions{Logger: a.log}
-	return s, remote.Wrap(be, o), nil
+	return remote.Wrap(be, o), nil
 }
 
 func (a *app) remoteAdd(ctx context.Context, name, url string, check bool) error {
