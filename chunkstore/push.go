@@ -152,7 +152,7 @@ func (p *pusher) run(ctx context.Context) error {
 	// One listing stands for a Stat of every object: a request per
 	// thousand objects instead of one per object, which is what makes
 	// resuming a large push cheap. The remote only gains objects while we
-	// run (we hold a shared lock there, which keeps prune out).
+	// run: the caller holds a shared lock there, which keeps prune out.
 	listed, err := listObjects(ctx, p.dst, "")
 	if err != nil {
 		return err

@@ -213,3 +213,22 @@ func TestPushRemoteFaults(t *testing.T) {
 		})
 	}
 }
+
+// A remote can be a plain directory (a USB disk): the copy is a
+// repository of its own.
+func TestPushToDirectory(t *testing.T) {
+	e := testEnv(t)
+	initRepo(t, e)
+	src := sourceTree(t)
+	must(t, e, noConfig(t, "backup", src)...)
+	usb := t.TempDir()
+	must(t, e, noConfig(t, "remote", "add", "usb", usb)...)
+	must(t, e, noConfig(t, "push", "usb")...)
+	e["HINDSIGHT_REPOSITORY"] = usb
+	target := filepath.Join(t.TempDir(), "restored")
+	must(t, e, noConfig(t, "restore", "latest", "--target", target, "--verify")...)
+	compareTrees(t, src, target)
+	if r := wantExit(t, exitFailure, e, noConfig(t, "remote", "add", "gone", filepath.Join(usb, "missing"))...); !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("adding a missing directory: %q", r.stderr)
+	}
+}
