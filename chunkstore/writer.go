@@ -121,8 +121,8 @@ func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plai
 const maxBlobSize = 64 << 20
 
 // encodeBuffers holds the stored forms of blobs between encoding and
-// packing: one per concurrent SaveBlob, kept free up to one large chunk.
-var encodeBuffers = NewBufferPool(DefaultMaxChunk+64<<10, 1<<20)
+// packing: one per concurrent SaveBlob.
+var encodeBuffers = NewBufferPool(4 << 20)
 
 func (w *writer) isPending(k blobKey) bool {
 	w.mu.Lock()

@@ -40,7 +40,7 @@ type BackupOptions struct {
 
 	FileWorkers int   // files read at once; default 2
 	BlobWorkers int   // chunks hashed, compressed and encrypted at once; default GOMAXPROCS
-	InFlight    int64 // bytes of chunk buffers between reading and packing; default 12 MiB
+	InFlight    int64 // bytes of chunk buffers between reading and packing; default 16 MiB
 }
 
 // Progress counters of a running backup; safe to read while it runs.
@@ -105,7 +105,7 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 		o.BlobWorkers = runtime.GOMAXPROCS(0)
 	}
 	if o.InFlight <= 0 {
-		o.InFlight = 12 << 20
+		o.InFlight = 16 << 20
 	}
 	if prog == nil {
 		prog = &Progress{}

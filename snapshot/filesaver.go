@@ -37,7 +37,12 @@ type chunkResult struct {
 
 // chunkBuffers recycles chunk buffers; chunks in flight are bounded by the
 // archiver's semaphore, free buffers by the pool.
-var chunkBuffers = chunkstore.NewBufferPool(4<<20, 2<<20)
+var chunkBuffers = chunkstore.NewBufferPool(8 << 20)
+
+// chunkBufferHint sizes the buffer a chunk is cut into when more than that
+// is left to read: four times the average chunk, so that all but about 3%
+// of chunks fit (growing a buffer means copies in steps of a quarter).
+const chunkBufferHint = 4 << 20
 
 func (a *archiver) fileWorker(ctx context.Context) error {
 	ck := a.repo.NewChunker(nil)
@@ -200,21 +205,27 @@ func (a *archiver) chunkPieces(ctx context.Context, ck *chunker.Chunker, f *os.F
 
 // chunkRange cuts rd into content-defined chunks and hands each to the
 // blob workers, returning their results in order.
-func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, rd io.Reader) ([]chan chunkResult, error) {
+func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, rd *io.SectionReader) ([]chan chunkResult, error) {
 	a.repo.ResetChunker(ck, rd)
 	var out []chan chunkResult
+	left := rd.Size()
 	for {
 		// The buffer counts against the in-flight budget from before it is
 		// filled, so that chunks being cut are bounded too. A chunk that
 		// outgrew its buffer gives its share back before asking for the
 		// larger one: two chunkers each holding a share while waiting for
 		// more would deadlock. No request exceeds the budget itself.
-		buf := chunkBuffers.Get(0)
+		buf := chunkBuffers.Get(int(min(left, chunkBufferHint)))
 		held := a.budget(cap(buf))
 		if err := a.inFlight.Acquire(ctx, held); err != nil {
 			return out, err
 		}
 		c, err := ck.Next(buf)
+		if err == nil && cap(c.Data) > cap(buf) {
+			// The chunker copied the chunk into a larger array.
+			chunkBuffers.Put(buf)
+			buf = nil
+		}
 		if need := a.budget(cap(c.Data)); err == nil && need > held {
 			a.inFlight.Release(held)
 			held = 0
@@ -233,6 +244,7 @@ func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, rd io.Re
 			}
 			return out, err
 		}
+		left -= int64(len(c.Data))
 		a.prog.ReadBytes.Add(uint64(len(c.Data)))
 		job := &chunkJob{data: c.Data, held: held, res: make(chan chunkResult, 1)}
 		select {

@@ -1,0 +1,67 @@
+package chunkstore
+
+import "testing"
+
+func TestBufferClasses(t *testing.T) {
+	for _, tc := range []struct{ n, want int }{
+		{0, 4 << 10},
+		{1, 4 << 10},
+		{4 << 10, 4 << 10},
+		{4<<10 + 1, 5 << 10},
+		{7 << 10, 7 << 10},
+		{7<<10 + 1, 8 << 10},
+		{8<<10 + 1, 10 << 10},
+		{1 << 20, 1 << 20},
+		{8<<20 + 64, 10 << 20},
+		{(1 << 30) + 1, -1},
+	} {
+		c := classOf(tc.n)
+		got := -1
+		if c >= 0 {
+			got = classSize(c)
+		}
+		if got != tc.want {
+			t.Errorf("class size for %d bytes = %d, want %d", tc.n, got, tc.want)
+		}
+		if c > 0 && classSize(c-1) >= tc.n {
+			t.Errorf("class for %d bytes is not the smallest that fits", tc.n)
+		}
+	}
+}
+
+func TestBufferPoolBoundAndReuse(t *testing.T) {
+	p := NewBufferPool(3 << 20)
+	big := p.Get(1 << 20)
+	small := p.Get(5000)
+	if cap(big) != 1<<20 || cap(small) != 5<<10 {
+		t.Fatalf("new buffers of capacity %d and %d", cap(big), cap(small))
+	}
+	p.Put(big)
+	p.Put(small)
+	if b := p.Get(4000); cap(b) != 5<<10 {
+		t.Errorf("Get(4000) took a buffer of %d bytes; want the free 5 KiB one", cap(b))
+	}
+	if b := p.Get(100 << 10); cap(b) != 1<<20 {
+		t.Errorf("Get(100 KiB) = %d bytes; want the free 1 MiB buffer reused", cap(b))
+	}
+	// Buffers beyond the bound are dropped, not kept.
+	for range 5 {
+		p.Put(make([]byte, 0, 1<<20))
+	}
+	if p.freeBytes > 3<<20 {
+		t.Errorf("pool holds %d free bytes, bound is %d", p.freeBytes, 3<<20)
+	}
+	// A large buffer displaces small ones rather than being turned away.
+	for range 64 {
+		p.Put(make([]byte, 0, 8<<10))
+	}
+	p.Put(make([]byte, 0, 2<<20))
+	if b := p.Get(2 << 20); cap(b) != 2<<20 {
+		t.Errorf("a full pool of small buffers turned away a 2 MiB one")
+	}
+	// A grown buffer (append's odd capacity) serves the class below it.
+	p.Put(make([]byte, 0, 1100<<10))
+	if b := p.Get(1 << 20); cap(b) < 1<<20 {
+		t.Errorf("Get(1 MiB) returned %d bytes", cap(b))
+	}
+}
