@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/remote/s3/s3test"
 )
 
@@ -230,5 +232,25 @@ func TestPushToDirectory(t *testing.T) {
 	compareTrees(t, src, target)
 	if r := wantExit(t, exitFailure, e, noConfig(t, "remote", "add", "gone", filepath.Join(usb, "missing"))...); !strings.Contains(r.stderr, "does not exist") {
 		t.Errorf("adding a missing directory: %q", r.stderr)
+	}
+}
+
+func TestPushStatusLine(t *testing.T) {
+	tests := []struct {
+		p    chunkstore.PushProgress
+		want string
+	}{
+		{chunkstore.PushProgress{Phase: chunkstore.PushChecking, Packs: 10, PacksChecked: 4, PacksToSend: 1},
+			"checking the remote: 4 of 10 packs, 1 missing"},
+		{chunkstore.PushProgress{Phase: chunkstore.PushPacks, PacksToSend: 4, PacksSent: 1,
+			BytesToSend: 4 << 20, BytesSent: 1 << 20, SendElapsed: time.Second},
+			"packs 1/4  1.0 MiB/4.0 MiB  1.0 MiB/s  ETA 3s"},
+		{chunkstore.PushProgress{Phase: chunkstore.PushPacks, PacksToSend: 4}, "packs 0/4  0 B/0 B  0.0 MiB/s"},
+		{chunkstore.PushProgress{Phase: chunkstore.PushSnapshots}, "uploading snapshots"},
+	}
+	for _, tt := range tests {
+		if got := pushStatusLine(tt.p); got != tt.want {
+			t.Errorf("pushStatusLine(%+v) = %q; want %q", tt.p, got, tt.want)
+		}
 	}
 }
