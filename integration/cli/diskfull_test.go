@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hindsight-backup/hindsight/integration/damage"
 )
 
 const noSpace = "no space left on device"
@@ -95,7 +96,7 @@ func TestDiskFullIndexOpen(t *testing.T) {
 			}
 		}
 		copyTree(t, pristine, repo)
-		fillUp(t, filler, free*bsize, bsize)
+		damage.Fill(t, filler, free*bsize)
 		before := df(mnt)
 		t.Logf("%d blocks free: %s", free, before)
 		// Listing one snapshot takes a fraction of a second.
@@ -106,42 +107,6 @@ func TestDiskFullIndexOpen(t *testing.T) {
 		default:
 			t.Errorf("with %d blocks free (%s): want the snapshot listed or a %q error: %s", free, before, noSpace, r)
 		}
-	}
-}
-
-// fillUp writes filler until the filesystem refuses more (root's reserve
-// included: the tests run as root), then frees leave bytes of it.
-func fillUp(t testing.TB, filler string, leave, bsize int64) {
-	t.Helper()
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, chunk := range []int64{mib, bsize} {
-		buf := make([]byte, chunk)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	if err := f.Sync(); err != nil && !errors.Is(err, syscall.ENOSPC) {
-		t.Fatal(err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	size := fi.Size() / bsize * bsize
-	if err := f.Truncate(max(size-leave, 0)); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
-		t.Fatal(err)
 	}
 }
 

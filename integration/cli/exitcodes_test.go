@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hindsight-backup/hindsight/integration/damage"
 )
 
 // smallRepo is a repository with one snapshot of a 2 MB random file
@@ -233,27 +235,9 @@ func TestCheckCorruptPack(t *testing.T) {
 // of a pack that is inside some blob, far from the header and trailer.
 func flipBytes(t testing.TB, path string, at float64, n int) {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	off := int64(float64(fi.Size()) * at)
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	for i := range b {
-		b[i] ^= 0xff
-	}
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	damage.Flip(t, path, int64(float64(fi.Size())*at), n)
 }

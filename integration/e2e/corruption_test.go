@@ -12,6 +12,7 @@ import (
 	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
+	"github.com/hindsight-backup/hindsight/integration/damage"
 	"github.com/hindsight-backup/hindsight/snapshot"
 )
 
@@ -19,26 +20,6 @@ import (
 func packPath(repoDir string, id blob.ID) string {
 	s := id.String()
 	return filepath.Join(repoDir, "packs", s[:2], s)
-}
-
-// flip complements n bytes of the file at off, as bit rot would.
-func flip(t testing.TB, file string, off int64, n int) {
-	t.Helper()
-	f, err := os.OpenFile(file, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	for i := range b {
-		b[i] ^= 0xff
-	}
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // locate returns where the index says the first data blob of file rel is.
@@ -70,7 +51,7 @@ func TestCorruptPack(t *testing.T) {
 
 	const victim = "d1/f001"
 	bad, loc := locate(t, repo, res.Record, victim)
-	flip(t, packPath(repoDir, loc.Pack), int64(loc.Offset)+int64(loc.Length)/2, 4)
+	damage.Flip(t, packPath(repoDir, loc.Pack), int64(loc.Offset)+int64(loc.Length)/2, 4)
 
 	// Without reading data, only the trailers are checked: they are intact.
 	var problems []chunkstore.Problem
@@ -137,7 +118,7 @@ func TestCorruptTrailer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The footer is 8 bytes (trailer length, magic); the trailer ends there.
-	flip(t, p, fi.Size()-8-20, 2)
+	damage.Flip(t, p, fi.Size()-8-20, 2)
 	var problems []chunkstore.Problem
 	if err := repo.CheckPacks(ctx, false, nil, func(p chunkstore.Problem) { problems = append(problems, p) }); err != nil {
 		t.Fatal(err)
@@ -162,7 +143,7 @@ func TestCheckNamesEverySnapshot(t *testing.T) {
 		t.Fatalf("precondition: unchanged plain tree got a new tree ID")
 	}
 	bad, loc := locate(t, repo, first.Record, "d0/f000")
-	flip(t, packPath(repoDir, loc.Pack), int64(loc.Offset)+int64(loc.Length)/2, 4)
+	damage.Flip(t, packPath(repoDir, loc.Pack), int64(loc.Offset)+int64(loc.Length)/2, 4)
 
 	named := map[blob.ID]bool{}
 	err := snapshot.Check(ctx, repo, listSnapshots(t, repo), snapshot.Damage{Blobs: map[blob.ID]bool{bad: true}},

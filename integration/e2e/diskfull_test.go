@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
+	"github.com/hindsight-backup/hindsight/integration/damage"
 	"github.com/hindsight-backup/hindsight/integration/testtree"
 	"github.com/hindsight-backup/hindsight/remote/local"
 	"github.com/hindsight-backup/hindsight/snapshot"
@@ -157,37 +158,6 @@ func TestDiskFull(t *testing.T) {
 	}
 }
 
-// fillUp writes a file to the filesystem of dir until it is full, and
-// returns a function that deletes it again.
-func fillUp(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, n := range []int{1 << 20, 4096} {
-		buf := make([]byte, n)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	if err := f.Sync(); err != nil && !errors.Is(err, syscall.ENOSPC) {
-		t.Fatal(err)
-	}
-	return func() {
-		if err := os.Remove(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // packsOnSmallFS opens a repository whose packs and scratch space are on a
 // small filesystem and whose index is elsewhere, as for a remote repository
 // with a local cache: the disk that fills is the one packs are written to.
@@ -223,7 +193,7 @@ func TestDiskFullAtFlushNeverDangles(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	randomTree(t, src, 21, repeat(4, 100<<10)...)
 
-	free := fillUp(t, mnt)
+	free := damage.Fill(t, filepath.Join(mnt, "filler"), 0)
 	_, err := snapshot.Backup(ctx, repo, src, snapshot.BackupOptions{Host: testHost}, nil)
 	requireNoSpace(t, err)
 	free()
@@ -251,7 +221,7 @@ func TestDiskFullRecoversWithoutReopen(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	randomTree(t, src, 22, repeat(2, 3<<20)...)
 
-	free := fillUp(t, mnt)
+	free := damage.Fill(t, filepath.Join(mnt, "filler"), 0)
 	_, err := snapshot.Backup(ctx, repo, src, snapshot.BackupOptions{Host: testHost}, nil)
 	requireNoSpace(t, err)
 	free()
@@ -315,7 +285,7 @@ func TestDiskFullUnderIndex(t *testing.T) {
 	randomTree(t, first, 31, repeat(4, 100<<10)...)
 	randomTree(t, second, 32, repeat(2000, 64)...)
 	backup(t, repo, first, nil)
-	fillUp(t, mnt)
+	damage.Fill(t, filepath.Join(mnt, "filler"), 0)
 	_, err := snapshot.Backup(ctx, repo, second, snapshot.BackupOptions{Host: testHost}, nil)
 	requireNoSpace(t, err)
 }

@@ -1,0 +1,82 @@
+// Package damage does to files and filesystems, for tests, what goes wrong
+// in the field: flipped bytes and full disks.
+package damage
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+)
+
+// Flip inverts n bytes of file at offset off.
+func Flip(t testing.TB, file string, off int64, n int) {
+	t.Helper()
+	f, err := os.OpenFile(file, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] ^= 0xff
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Fill writes filler until its filesystem refuses more (root's reserve
+// included when the test runs as root), then gives back leave bytes,
+// rounded down to whole blocks. The returned function deletes filler.
+func Fill(t testing.TB, filler string, leave int64) (remove func()) {
+	t.Helper()
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Statfs_t
+	if err := syscall.Fstatfs(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	bsize := st.Bsize
+	for _, chunk := range []int64{1 << 20, bsize} {
+		buf := make([]byte, chunk)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.ENOSPC) {
+		t.Fatal(err)
+	}
+	if leave > 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := fi.Size() / bsize * bsize
+		if err := f.Truncate(max(size-leave/bsize*bsize, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return func() {
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
