@@ -72,10 +72,23 @@ func TestPushToMinIO(t *testing.T) {
 		t.Errorf("remote status after push = %+v; want nothing pending", st)
 	}
 
-	// The remote alone is the repository: wipe the local one, clone the
-	// remote into a new directory, restore from the clone.
+	// The remote alone is the repository: wipe the local one, then list,
+	// check and restore straight from the remote (on a machine with only
+	// the URL, the credentials and the password, the index is built in
+	// the cache), and clone it into a new directory.
 	if err := os.RemoveAll(e["HINDSIGHT_REPOSITORY"]); err != nil {
 		t.Fatal(err)
+	}
+	e["XDG_CACHE_HOME"] = t.TempDir()
+	if r := must(t, e, noConfig(t, "snapshots", "--json", "--repo", url)...); strings.Count(r.stdout, `"id"`) != 2 {
+		t.Errorf("snapshots --repo %s:\n%s", url, r.stdout)
+	}
+	must(t, e, noConfig(t, "check", "--read-data", "--repo", url)...)
+	direct := filepath.Join(t.TempDir(), "direct")
+	must(t, e, noConfig(t, "restore", "latest", "--target", direct, "--verify", "--repo", url)...)
+	compareTrees(t, src, direct)
+	if r := wantExit(t, exitUsage, e, noConfig(t, "init", "--repo", url)...); !strings.Contains(r.stderr, "hindsight push") {
+		t.Errorf("init of an S3 location should point to push: %q", r.stderr)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
 	must(t, e, noConfig(t, "clone", url, clone)...)

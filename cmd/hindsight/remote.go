@@ -78,9 +78,9 @@ of both sides (one listing of the remote). Pending work is what the next
 	return cmd
 }
 
-// openRemote turns a remote's URL into a Backend. repo.go's openBackend
-// can hand its s3: case here, so that every command reads an S3
-// repository the way push writes one.
+// openRemote turns a remote's URL into a Backend. openRepo hands --repo
+// s3: locations here too, so that every command reads an S3 repository
+// the way push writes one.
 func (a *app) openRemote(ctx context.Context, url string, check bool) (remote.Backend, error) {
 	if !s3.IsURL(url) {
 		be, err := local.OpenDir(url)

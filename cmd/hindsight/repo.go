@@ -51,9 +51,10 @@ func scheme(loc string) string {
 	return loc[:i]
 }
 
-// openBackend is the one place that turns a location into storage; remote
-// backends plug in here as new cases. With create, a local directory is
-// made if missing (for init); otherwise a missing one is errNoRepository.
+// openBackend turns a local location into storage. With create, the
+// directory is made if missing (for init); otherwise a missing one is
+// errNoRepository. Remote repositories are opened by openRepo through
+// remoteBackend, with the retry and cache wrappers.
 func openBackend(location string, create bool) (remote.Backend, error) {
 	switch scheme(location) {
 	case "", "local":
@@ -72,7 +73,10 @@ func openBackend(location string, create bool) (remote.Backend, error) {
 			return nil, fmt.Errorf("%w: %s is a file, not a repository directory", chunkstore.ErrNotRepository, dir)
 		}
 		return be, err
-	case "s3", "swift":
+	case "s3":
+		// Reading one is openRepo's business; a new one is made by pushing.
+		return nil, usagef("repository %s: an S3 repository is made by 'hindsight push' of a local one (see 'hindsight remote add --help')", location)
+	case "swift":
 		return nil, fmt.Errorf("repository %s: %s repositories are not supported by this version", location, scheme(location))
 	}
 	return nil, usagef("repository %s: unknown location scheme %q (expected a local path)", location, scheme(location))
@@ -137,7 +141,12 @@ func (a *app) openRepo(ctx context.Context, o openOptions) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	be, err := openBackend(loc, false)
+	var be remote.Backend
+	if scheme(loc) == "s3" {
+		be, err = a.remoteBackend(ctx, loc, remote.WrapOptions{Connections: 8})
+	} else {
+		be, err = openBackend(loc, false)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +172,15 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 	opts := chunkstore.Options{Password: pw.value, NoIndex: true}
 	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id); err != nil {
 		return nil, err
+	}
+	if _, isLocal := be.(*local.Backend); !isLocal {
+		// Reads from a remote fetch single blobs with ranged GETs; the
+		// cache keeps what a mount reads again, bounded in size.
+		be, err = remote.WithCache(be, remote.CacheOptions{
+			Dir: filepath.Join(filepath.Dir(opts.IndexDir), "blobs"), Cacheable: chunkstore.Immutable})
+		if err != nil {
+			return nil, err
+		}
 	}
 	s := &session{app: a}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
