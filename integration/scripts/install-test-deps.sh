@@ -18,6 +18,7 @@ packages=(fuse3 rsync acl attr e2fsprogs xfsprogs btrfs-progs util-linux)
 log() { printf 'install-test-deps: %s\n' "$*"; }
 
 bash "$(dirname "$0")/install-minio.sh" # S3 tests run against a real MinIO
+bash "$(dirname "$0")/install-swift.sh" # Swift tests run a real one-node Swift
 missing=()
 for p in "${packages[@]}"; do
 	# dpkg -s alone reports removed-but-configured packages as present.
