@@ -1,0 +1,115 @@
+package lvm
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Leftovers lists the snapshots a dead hindsight left in vg ("" for every
+// volume group): snapshots named with SnapshotPrefix (and HookPrefix when
+// hooks is set) whose lock no live process holds.
+func (m *Manager) Leftovers(ctx context.Context, vg string, hooks bool) ([]LV, error) {
+	var sel []string
+	if vg != "" {
+		sel = []string{vg}
+	}
+	lvs, err := m.LVs(ctx, sel...)
+	if err != nil {
+		return nil, volErr(vg, "list volumes", err)
+	}
+	var out []LV
+	for _, lv := range lvs {
+		ours := strings.HasPrefix(lv.Name, SnapshotPrefix) || hooks && strings.HasPrefix(lv.Name, HookPrefix)
+		if ours && lv.Snapshot() && !m.held(lv.Name) {
+			out = append(out, lv)
+		}
+	}
+	return out, nil
+}
+
+// Cleanup unmounts and removes the leftovers and returns what it removed.
+// It goes on past a failure, so one stuck snapshot keeps no other.
+func (m *Manager) Cleanup(ctx context.Context, vg string, hooks bool) ([]string, error) {
+	lvs, err := m.Leftovers(ctx, vg, hooks)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, lv := range lvs {
+		if err := m.removeLeftover(ctx, &lv); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, lv.FullName())
+	}
+	return removed, errors.Join(errs...)
+}
+
+func (m *Manager) removeLeftover(ctx context.Context, lv *LV) error {
+	dirs, err := m.mountsOf(lv.Path)
+	if err != nil {
+		return volErr(lv.FullName(), "find mounts", err)
+	}
+	// Innermost first, should anything be mounted below the snapshot.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := m.Unmount(ctx, dirs[i]); err != nil {
+			return err
+		}
+	}
+	s := &Snapshot{LV: *lv, Origin: &LV{VG: lv.VG, Name: lv.Origin}, m: m}
+	return s.Remove(ctx)
+}
+
+// mountsOf returns where the device dev is mounted, in mount order. It
+// compares device numbers, since the table may name the device by another
+// of its paths (/dev/mapper/..., /dev/dm-3).
+func (m *Manager) mountsOf(dev string) ([]string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, nil // inactive: nothing can be mounted
+		}
+		return nil, &os.PathError{Op: "stat", Path: dev, Err: err}
+	}
+	want := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	f, err := os.Open(m.MountInfo)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var dirs []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// mountinfo(5): id parent major:minor root mountpoint ...
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && fields[2] == want {
+			dirs = append(dirs, unescapeMountPath(fields[4]))
+		}
+	}
+	return dirs, sc.Err()
+}
+
+// unescapeMountPath undoes the octal escapes (\040 for a space) the
+// kernel writes into mount paths.
+func unescapeMountPath(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var c byte
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
+				b.WriteByte(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
