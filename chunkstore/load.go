@@ -46,6 +46,11 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID, buf 
 	return r.loadAt(ctx, t, id, loc, buf)
 }
 
+// storedBuffers holds the stored form of blobs being loaded: it is dead
+// once decoded, and a fresh allocation of a chunk's size costs as much
+// zeroing as its decryption costs work.
+var storedBuffers = NewBufferPool(16 << 20)
+
 func (r *Repository) loadAt(ctx context.Context, t blob.Type, id blob.ID, loc index.Location, buf []byte) ([]byte, error) {
 	stored, err := r.readRange(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length))
 	if remote.IsNotExist(err) {
@@ -55,6 +60,7 @@ func (r *Repository) loadAt(ctx context.Context, t blob.Type, id blob.ID, loc in
 		return nil, err
 	}
 	plain, err := r.codec.Decode(buf[:0], t, id, codec.Compression(loc.Compression), int(loc.RawLength), stored)
+	storedBuffers.Put(stored)
 	if err != nil {
 		return nil, &CorruptPackError{Pack: loc.Pack, Blob: id, Err: err}
 	}
@@ -64,14 +70,16 @@ func (r *Repository) loadAt(ctx context.Context, t blob.Type, id blob.ID, loc in
 	return plain, nil
 }
 
+// readRange reads n bytes of a pack into a buffer of storedBuffers.
 func (r *Repository) readRange(ctx context.Context, packID blob.ID, off, n int64) ([]byte, error) {
 	rd, err := r.be.Load(ctx, packName(packID), off, n)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.Close()
-	b := make([]byte, n)
+	b := storedBuffers.Get(int(n))[:n]
 	if _, err := io.ReadFull(rd, b); err != nil {
+		storedBuffers.Put(b)
 		return nil, &CorruptPackError{Pack: packID, Err: fmt.Errorf("short read at %d+%d: %w", off, n, err)}
 	}
 	return b, nil
