@@ -37,6 +37,11 @@ type BackupOptions struct {
 	Time          time.Time // the snapshot's time; default now
 	Program       string
 	User          string
+	Volume        *Volume // recorded: the volume the tree was mounted from
+	// BeforeCommit runs after the tree is stored and before the record is
+	// written; its error fails the backup with nothing recorded. LVM
+	// backups check here that the snapshot they read did not overflow.
+	BeforeCommit func(context.Context) error
 
 	FileWorkers int   // files read at once; default 2
 	BlobWorkers int   // chunks hashed, compressed and encrypted at once; default GOMAXPROCS
@@ -71,6 +76,9 @@ type archiver struct {
 	excl    *Excluder
 	snap    blob.ID
 	rootDev uint64
+	// zeroHoles records all-zero chunks as holes: volume images have no
+	// extent map, and their free space reads as zeros.
+	zeroHoles bool
 
 	fileCh   chan *fileJob
 	blobCh   chan *chunkJob
@@ -129,7 +137,7 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 		blobCh:   make(chan *chunkJob, 16),
 		inFlight: semaphore.NewWeighted(o.InFlight),
 		rec: &Record{Time: o.Time, Host: o.Host, Source: o.Source, Paths: []string{abs}, Kind: KindFiles,
-			Tags: o.Tags, User: o.User, Program: o.Program, Excludes: o.Excludes},
+			Tags: o.Tags, User: o.User, Program: o.Program, Excludes: o.Excludes, Volume: o.Volume},
 		hist: newHistoryWriter(repo, HistorySource(o.Host, o.Source), o.Time.UnixNano(), snap),
 	}
 	var parentTop *Tree
@@ -140,11 +148,11 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 		}
 	}
 
-	var before struct{ Blobs, StoredBytes uint64 }
-	if w := written(repo); w != nil {
-		before.Blobs, before.StoredBytes = w.Blobs.Load(), w.StoredBytes.Load()
-	}
+	mark := markWrites(repo)
 	top, err := a.run(ctx, abs, parentTop)
+	if err == nil && o.BeforeCommit != nil {
+		err = o.BeforeCommit(ctx)
+	}
 	if err != nil {
 		a.hist.abort()
 		// Make what was stored durable and listed, so that the next run
@@ -161,10 +169,7 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 	a.rec.Stats.Others = prog.Others.Load()
 	a.rec.Stats.Bytes = prog.Bytes.Load()
 	a.rec.Stats.NewBytes = prog.NewBytes.Load()
-	if w := written(repo); w != nil {
-		a.rec.Stats.NewBlobs = w.Blobs.Load() - before.Blobs
-		a.rec.Stats.StoredBytes = w.StoredBytes.Load() - before.StoredBytes
-	}
+	mark.addTo(&a.rec.Stats)
 	a.rec.Stats.Duration = time.Since(start)
 	if err := a.hist.commit(); err != nil {
 		return nil, err
@@ -192,6 +197,29 @@ func written(repo Repo) *chunkstore.WriteCounters {
 		return w.Written()
 	}
 	return nil
+}
+
+// writeMark holds the repository's write counters at some point, to tell
+// what a backup added since.
+type writeMark struct {
+	w                  *chunkstore.WriteCounters
+	blobs, storedBytes uint64
+}
+
+func markWrites(repo Repo) writeMark {
+	m := writeMark{w: written(repo)}
+	if m.w != nil {
+		m.blobs, m.storedBytes = m.w.Blobs.Load(), m.w.StoredBytes.Load()
+	}
+	return m
+}
+
+// addTo sets the new blobs and stored bytes since the mark.
+func (m writeMark) addTo(s *Stats) {
+	if m.w != nil {
+		s.NewBlobs = m.w.Blobs.Load() - m.blobs
+		s.StoredBytes = m.w.StoredBytes.Load() - m.storedBytes
+	}
 }
 
 // run walks the tree with a pool of file readers and a pool of chunk

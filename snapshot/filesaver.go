@@ -80,46 +80,19 @@ func (a *archiver) readFile(ctx context.Context, ck *chunker.Chunker, job *fileJ
 			exts = e
 		}
 	}
-	var pending []chan chunkResult
-	var pos int64
-	var pieces []fsmeta.Extent
-	for _, e := range exts {
-		if e.Off > pos {
-			pending = append(pending, holeResult(uint64(e.Off-pos)))
-		}
-		pieces = splitSegments(e)
-		p, err := a.chunkPieces(ctx, ck, job.f, pieces)
-		pending = append(pending, p...)
-		if err != nil {
-			if ctx.Err() != nil {
-				return node{}, ctx.Err()
-			}
-			drain(ctx, pending)
-			a.incomplete(job.rel, err)
-			return node{skip: true}, nil
-		}
-		pos = e.Off + e.Len
-	}
-	if pos < size {
-		pending = append(pending, holeResult(uint64(size-pos)))
-	}
-	n.Content = make([]Chunk, 0, len(pending))
-	var read uint64
-	for _, p := range pending {
-		select {
-		case r := <-p:
-			if r.err != nil {
-				return node{}, r.err
-			}
-			n.Content = append(n.Content, r.c)
-			if !r.c.IsHole() {
-				read += r.c.Size
-			}
-		case <-ctx.Done():
+	pending, err := a.chunkExtents(ctx, ck, job.f, exts, size)
+	if err != nil {
+		if ctx.Err() != nil {
 			return node{}, ctx.Err()
 		}
+		drain(ctx, pending)
+		a.incomplete(job.rel, err)
+		return node{skip: true}, nil
 	}
-	if read+holeBytes(n.Content) != uint64(size) {
+	if n.Content, err = collect(ctx, pending); err != nil {
+		return node{}, err
+	}
+	if contentSize(n.Content) != uint64(size) {
 		a.incomplete(job.rel, fmt.Errorf("size changed while being read"))
 	}
 	var after unix.Stat_t
@@ -130,11 +103,48 @@ func (a *archiver) readFile(ctx context.Context, ck *chunker.Chunker, job *fileJ
 	return node{Node: n}, nil
 }
 
-func holeBytes(cs []Chunk) (n uint64) {
-	for _, c := range cs {
-		if c.IsHole() {
-			n += c.Size
+// chunkExtents hands the data extents of f (of size bytes) to the blob
+// workers, and records the gaps between them as holes, in file order.
+func (a *archiver) chunkExtents(ctx context.Context, ck *chunker.Chunker, f *os.File, exts []fsmeta.Extent, size int64) ([]chan chunkResult, error) {
+	var pending []chan chunkResult
+	var pos int64
+	for _, e := range exts {
+		if e.Off > pos {
+			pending = append(pending, holeResult(uint64(e.Off-pos)))
 		}
+		p, err := a.chunkPieces(ctx, ck, f, splitSegments(e))
+		pending = append(pending, p...)
+		if err != nil {
+			return pending, err
+		}
+		pos = e.Off + e.Len
+	}
+	if pos < size {
+		pending = append(pending, holeResult(uint64(size-pos)))
+	}
+	return pending, nil
+}
+
+// collect waits for the chunks' results, in order.
+func collect(ctx context.Context, pending []chan chunkResult) ([]Chunk, error) {
+	out := make([]Chunk, 0, len(pending))
+	for _, p := range pending {
+		select {
+		case r := <-p:
+			if r.err != nil {
+				return nil, r.err
+			}
+			out = append(out, r.c)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+func contentSize(cs []Chunk) (n uint64) {
+	for _, c := range cs {
+		n += c.Size
 	}
 	return n
 }
@@ -266,6 +276,12 @@ func (a *archiver) budget(n int) int64 {
 func (a *archiver) blobWorker(ctx context.Context) error {
 	for job := range a.blobCh {
 		data := job.data
+		if a.zeroHoles && allZero(data) {
+			job.res <- chunkResult{c: Chunk{Size: uint64(len(data))}}
+			a.inFlight.Release(job.held)
+			chunkBuffers.Put(data)
+			continue
+		}
 		id := a.repo.BlobID(data)
 		known, err := a.repo.SaveBlob(ctx, blob.Data, id, data)
 		if err == nil && !known {

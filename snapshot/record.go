@@ -46,11 +46,21 @@ type Record struct {
 	Program  string // e.g. "hindsight 0.1.0"
 	Excludes []string
 	Stats    Stats
+	Volume   *Volume // the block volume backed up or mounted; nil for a plain tree
 
 	Incomplete     []string // paths that changed while read or could not be read
 	IncompleteMore uint64   // how many more there were beyond MaxListedPaths
 	Skipped        []string // sockets and other entries not backed up
 	SkippedMore    uint64
+}
+
+// Volume describes a backed-up block volume, so that a bare-metal
+// restore can recreate it: its size and the filesystem it held.
+type Volume struct {
+	Size    uint64
+	FSType  string // as blkid names it: "ext4", "xfs", ...
+	FSUUID  string
+	FSLabel string
 }
 
 // Stats are the counters of one backup.
@@ -100,6 +110,14 @@ type recordJSON struct {
 	IncompleteMore uint64      `json:"incomplete_more,omitempty"`
 	Skipped        []rawString `json:"skipped,omitempty"`
 	SkippedMore    uint64      `json:"skipped_more,omitempty"`
+	Volume         *volumeJSON `json:"volume,omitempty"`
+}
+
+type volumeJSON struct {
+	Size    uint64    `json:"size"`
+	FSType  string    `json:"fs_type,omitempty"`
+	FSUUID  string    `json:"fs_uuid,omitempty"`
+	FSLabel rawString `json:"fs_label,omitempty"`
 }
 
 type statsJSON struct {
@@ -146,6 +164,9 @@ func EncodeRecord(r *Record) ([]byte, error) {
 	}
 	if !r.Parent.IsZero() {
 		j.Parent = r.Parent.String()
+	}
+	if v := r.Volume; v != nil {
+		j.Volume = &volumeJSON{Size: v.Size, FSType: v.FSType, FSUUID: v.FSUUID, FSLabel: rawString(v.FSLabel)}
 	}
 	b, err := json.Marshal(&j)
 	if err != nil {
@@ -217,6 +238,9 @@ func DecodeRecord(b []byte) (*Record, error) {
 		IncompleteMore: j.IncompleteMore,
 		Skipped:        fromRaw(j.Skipped),
 		SkippedMore:    j.SkippedMore,
+	}
+	if v := j.Volume; v != nil {
+		r.Volume = &Volume{Size: v.Size, FSType: v.FSType, FSUUID: v.FSUUID, FSLabel: string(v.FSLabel)}
 	}
 	var err error
 	if r.Tree, err = blob.ParseID(j.Tree); err != nil {
