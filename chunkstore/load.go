@@ -49,7 +49,7 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID, buf 
 // storedBuffers holds the stored form of blobs being loaded: it is dead
 // once decoded, and a fresh allocation of a chunk's size costs as much
 // zeroing as its decryption costs work.
-var storedBuffers = NewBufferPool(16 << 20)
+var storedBuffers = NewBufferPool(8 << 20)
 
 func (r *Repository) loadAt(ctx context.Context, t blob.Type, id blob.ID, loc index.Location, buf []byte) ([]byte, error) {
 	stored, err := r.readRange(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length))

@@ -10,8 +10,12 @@ import (
 // concurrent loads of one key into a single load: eight readers of one
 // large file fetch each chunk once. A value larger than the whole budget is
 // returned but not kept.
+//
+// With a release function the cache recycles what it evicts: release gets
+// each evicted value once no caller holds it any more (see acquire).
 type cache[K comparable, V any] struct {
-	max int64
+	max     int64
+	release func(V)
 
 	mu       sync.Mutex
 	used     int64
@@ -21,50 +25,80 @@ type cache[K comparable, V any] struct {
 }
 
 type cacheItem[K comparable, V any] struct {
-	key  K
-	val  V
-	size int64
+	key     K
+	val     V
+	size    int64
+	refs    int  // callers between acquire and their done
+	evicted bool // out of the cache; released when refs drops to 0
 }
 
 type cacheCall[V any] struct {
-	done chan struct{}
-	val  V
-	err  error
+	done   chan struct{}
+	val    V
+	err    error
+	cached bool // val went into the cache, which may recycle it
 }
 
-func newCache[K comparable, V any](maxBytes int64) *cache[K, V] {
-	return &cache[K, V]{max: maxBytes, order: list.New(), items: make(map[K]*list.Element), inflight: make(map[K]*cacheCall[V])}
+func newCache[K comparable, V any](maxBytes int64, release func(V)) *cache[K, V] {
+	return &cache[K, V]{max: maxBytes, release: release, order: list.New(), items: make(map[K]*list.Element), inflight: make(map[K]*cacheCall[V])}
 }
 
-// get returns the value of key, calling load (which reports the value's
-// size) when it is neither cached nor being loaded. The load runs detached
+// get returns the value of key, for a cache without a release function,
+// whose values stay valid after eviction.
+func (c *cache[K, V]) get(ctx context.Context, key K, load func(context.Context) (V, int64, error)) (V, error) {
+	v, done, err := c.acquire(ctx, key, load)
+	if err == nil {
+		done()
+	}
+	return v, err
+}
+
+// acquire returns the value of key, calling load (which reports the value's
+// size) when it is neither cached nor being loaded, and a done function:
+// the value is not recycled before done is called. The load runs detached
 // from ctx: another caller may be waiting for it, so one reader being
 // interrupted must not fail the others. A caller whose ctx ends stops
 // waiting.
-func (c *cache[K, V]) get(ctx context.Context, key K, load func(context.Context) (V, int64, error)) (V, error) {
-	c.mu.Lock()
-	if e, ok := c.items[key]; ok {
-		c.order.MoveToFront(e)
-		v := e.Value.(*cacheItem[K, V]).val
+func (c *cache[K, V]) acquire(ctx context.Context, key K, load func(context.Context) (V, int64, error)) (V, func(), error) {
+	for {
+		c.mu.Lock()
+		if e, ok := c.items[key]; ok {
+			c.order.MoveToFront(e)
+			it := e.Value.(*cacheItem[K, V])
+			it.refs++
+			c.mu.Unlock()
+			return it.val, func() { c.done(it) }, nil
+		}
+		call, ok := c.inflight[key]
+		if !ok {
+			call = &cacheCall[V]{done: make(chan struct{})}
+			c.inflight[key] = call
+			go c.fill(context.WithoutCancel(ctx), key, call, load)
+		}
 		c.mu.Unlock()
-		return v, nil
-	}
-	call, ok := c.inflight[key]
-	if !ok {
-		call = &cacheCall[V]{done: make(chan struct{})}
-		c.inflight[key] = call
-		go c.fill(context.WithoutCancel(ctx), key, call, load)
-	}
-	c.mu.Unlock()
-	select {
-	case <-call.done:
-		return call.val, call.err
-	case <-ctx.Done():
-		var zero V
-		return zero, ctx.Err()
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			var zero V
+			return zero, nil, ctx.Err()
+		}
+		if call.err != nil || !call.cached {
+			// Nobody recycles a value the cache never held.
+			return call.val, func() {}, call.err
+		}
+		// The value went into the cache: take a reference there, or, if
+		// it was evicted (and maybe recycled) already, load it again.
 	}
 }
 
+func (c *cache[K, V]) done(it *cacheItem[K, V]) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it.refs--
+	if it.refs == 0 && it.evicted && c.release != nil {
+		c.release(it.val)
+	}
+}
 // loading reports whether key is cached or on its way, so that read-ahead
 // does not queue work that is already done.
 func (c *cache[K, V]) loading(key K) bool {
@@ -81,13 +115,17 @@ func (c *cache[K, V]) fill(ctx context.Context, key K, call *cacheCall[V], load 
 	c.mu.Lock()
 	delete(c.inflight, key)
 	if err == nil && size <= c.max {
+		call.cached = true
 		c.items[key] = c.order.PushFront(&cacheItem[K, V]{key: key, val: v, size: size})
 		c.used += size
 		for c.used > c.max {
-			last := c.order.Back()
-			it := c.order.Remove(last).(*cacheItem[K, V])
+			it := c.order.Remove(c.order.Back()).(*cacheItem[K, V])
 			delete(c.items, it.key)
 			c.used -= it.size
+			it.evicted = true
+			if it.refs == 0 && c.release != nil {
+				c.release(it.val)
+			}
 		}
 	}
 	c.mu.Unlock()

@@ -67,11 +67,12 @@ func (r *FileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 			m = int(min(int64(len(p)-n), int64(r.chunks[i].Size)-skip))
 			clear(p[n : n+m])
 		} else {
-			b, err := r.v.chunk(ctx, r.chunks[i])
+			b, done, err := r.v.chunk(ctx, r.chunks[i])
 			if err != nil {
 				return n, err
 			}
 			m = copy(p[n:], b[skip:])
+			done()
 		}
 		n += m
 	}
