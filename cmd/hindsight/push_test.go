@@ -17,21 +17,36 @@ import (
 func minioRepo(t *testing.T) (e env, url, src string) {
 	srv := s3test.Start(t)
 	srv.MakeBucket(t, "backups")
+	url = srv.URL("backups", "host1")
+	e, src = repoWithRemote(t, srv.Env(), url)
+	return e, url, src
+}
+
+// repoWithRemote is a test environment with the variables of serverEnv
+// and a repository holding one backup of src and the remote "offsite" at
+// url.
+func repoWithRemote(t *testing.T, serverEnv []string, url string) (e env, src string) {
 	e = testEnv(t)
-	for _, kv := range srv.Env() {
+	for _, kv := range serverEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		e[k] = v
 	}
 	initRepo(t, e)
 	src = sourceTree(t)
 	must(t, e, noConfig(t, "backup", src)...)
-	url = srv.URL("backups", "host1")
 	must(t, e, noConfig(t, "remote", "add", "offsite", url)...)
-	return e, url, src
+	return e, src
 }
 
 func TestPushToMinIO(t *testing.T) {
 	e, url, _ := minioRepo(t)
+	testPushAndRestore(t, e, url)
+}
+
+// testPushAndRestore pushes the repository of e to its remote "offsite"
+// at url twice, then uses the remote alone: lists, checks and restores
+// straight from url, clones it, and pushes the clone back.
+func testPushAndRestore(t *testing.T, e env, url string) {
 	if r := must(t, e, noConfig(t, "remote", "list")...); r.stdout != "offsite\t"+url+"\n" {
 		t.Errorf("remote list = %q", r.stdout)
 	}
@@ -88,7 +103,7 @@ func TestPushToMinIO(t *testing.T) {
 	must(t, e, noConfig(t, "restore", "latest", "--target", direct, "--verify", "--repo", url)...)
 	compareTrees(t, src, direct)
 	if r := wantExit(t, exitUsage, e, noConfig(t, "init", "--repo", url)...); !strings.Contains(r.stderr, "hindsight push") {
-		t.Errorf("init of an S3 location should point to push: %q", r.stderr)
+		t.Errorf("init of a remote location should point to push: %q", r.stderr)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
 	must(t, e, noConfig(t, "clone", url, clone)...)
@@ -118,6 +133,12 @@ func TestPushToMinIO(t *testing.T) {
 
 func TestRepairFromMinIO(t *testing.T) {
 	e, _, src := minioRepo(t)
+	testRepairFromRemote(t, e, src)
+}
+
+// testRepairFromRemote pushes the repository of e (a backup of src) to
+// its remote "offsite", loses a pack, and heals from the remote.
+func testRepairFromRemote(t *testing.T, e env, src string) {
 	must(t, e, noConfig(t, "push", "offsite")...)
 	packs, err := filepath.Glob(filepath.Join(e["HINDSIGHT_REPOSITORY"], "packs", "*", "*"))
 	if err != nil || len(packs) == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/hindsight-backup/hindsight/remote"
 	"github.com/hindsight-backup/hindsight/remote/local"
 	"github.com/hindsight-backup/hindsight/remote/s3"
+	"github.com/hindsight-backup/hindsight/remote/swift"
 )
 
 const remoteURLHelp = `A remote is an S3 bucket and prefix, written
@@ -21,6 +22,14 @@ directory. Credentials never go into the URL: they come from
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else
 MINIO_ROOT_USER / MINIO_ROOT_PASSWORD, else ~/.aws/credentials (AWS_PROFILE).
 The region defaults to AWS_REGION, then AWS_DEFAULT_REGION.
+
+An OpenStack Swift container and prefix is written
+  swift:CONTAINER[/PREFIX][?region=R&endpoint=public|internal|admin]
+with the credentials of the swift and openstack tools: OS_AUTH_URL,
+OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, OS_USER_DOMAIN_NAME,
+OS_PROJECT_DOMAIN_NAME, OS_REGION_NAME, OS_INTERFACE (Keystone v2/v3), or
+ST_AUTH, ST_USER, ST_KEY (v1 auth, Rackspace Cloud Files). The container
+is created when missing.
 
 Remotes are recorded in the repository itself (the file remotes.json at its
 top), so the list travels with the repository; the URLs are stored, never
@@ -82,6 +91,9 @@ of both sides (one listing of the remote). Pending work is what the next
 // s3: locations here too, so that every command reads an S3 repository
 // the way push writes one.
 func (a *app) openRemote(ctx context.Context, url string, check bool) (remote.Backend, error) {
+	if swift.IsURL(url) {
+		return a.openSwift(ctx, url, check)
+	}
 	if !s3.IsURL(url) {
 		be, err := local.OpenDir(url)
 		if remote.IsNotExist(err) {
@@ -108,6 +120,22 @@ func (a *app) openRemote(ctx context.Context, url string, check bool) (remote.Ba
 		return s3.New(cfg)
 	}
 	return s3.Open(ctx, cfg)
+}
+
+// openSwift opens a swift:CONTAINER/PREFIX remote as the OS_* or ST_*
+// variables say; checked, it logs in and creates the container if needed.
+func (a *app) openSwift(ctx context.Context, url string, check bool) (remote.Backend, error) {
+	cfg, err := swift.ParseURL(url)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if cfg.Auth, err = swift.AuthFromEnv(a.getenv); err != nil {
+		return nil, usageError{err}
+	}
+	if !check {
+		return swift.New(cfg)
+	}
+	return swift.Open(ctx, cfg)
 }
 
 // openWithRemote opens the repository under a shared lock for purpose, and

@@ -73,11 +73,9 @@ func openBackend(location string, create bool) (remote.Backend, error) {
 			return nil, fmt.Errorf("%w: %s is a file, not a repository directory", chunkstore.ErrNotRepository, dir)
 		}
 		return be, err
-	case "s3":
+	case "s3", "swift":
 		// Reading one is openRepo's business; a new one is made by pushing.
-		return nil, usagef("repository %s: an S3 repository is made by 'hindsight push' of a local one (see 'hindsight remote add --help')", location)
-	case "swift":
-		return nil, fmt.Errorf("repository %s: %s repositories are not supported by this version", location, scheme(location))
+		return nil, usagef("repository %s: a remote repository is made by 'hindsight push' of a local one (see 'hindsight remote add --help')", location)
 	}
 	return nil, usagef("repository %s: unknown location scheme %q (expected a local path)", location, scheme(location))
 }
@@ -142,7 +140,7 @@ func (a *app) openRepo(ctx context.Context, o openOptions) (*session, error) {
 		return nil, err
 	}
 	var be remote.Backend
-	if scheme(loc) == "s3" {
+	if s := scheme(loc); s == "s3" || s == "swift" {
 		be, err = a.remoteBackend(ctx, loc, remote.WrapOptions{Connections: 8})
 	} else {
 		be, err = openBackend(loc, false)

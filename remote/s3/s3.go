@@ -146,6 +146,13 @@ func (b *Backend) Save(ctx context.Context, name string, rd io.ReaderAt, size in
 			// Over https the v4 signature does not cover the body;
 			// the MD5 lets the server refuse one damaged in transit.
 			SendContentMd5: true,
+			// Over plain http minio-go would otherwise sign the body
+			// in aws-chunked encoding, which Swift's s3api (2.30)
+			// refuses ("Transfering payloads in multiple chunks using
+			// aws-chunked is not supported"). The MD5 above still
+			// guards the body, and the repository authenticates
+			// every blob it reads back.
+			DisableContentSha256: true,
 		})
 	if err != nil {
 		return b.fail(ctx, "save", name, err)

@@ -120,11 +120,8 @@ func (a Auth) GoString() string { return a.String() }
 
 // connection fills a client connection; region and endpoint type are the
 // Config's when it names them.
-func (c Config) connection() (*swift.Connection, error) {
+func (c Config) connection() *swift.Connection {
 	a := c.Auth
-	if a.URL == "" && (a.StorageURL == "" || a.Token == "") {
-		return nil, ErrNoCredentials
-	}
 	region, endpoint := a.Region, a.EndpointType
 	if c.Region != "" {
 		region = c.Region
@@ -152,5 +149,10 @@ func (c Config) connection() (*swift.Connection, error) {
 		EndpointType:                endpoint,
 		StorageUrl:                  a.StorageURL,
 		AuthToken:                   a.Token,
-	}, nil
+	}
+}
+
+// hasCredentials reports whether a says how to log in, or holds a token.
+func (a Auth) hasCredentials() bool {
+	return a.URL != "" || (a.StorageURL != "" && a.Token != "")
 }

@@ -43,10 +43,7 @@ var _ remote.Backend = (*Backend)(nil)
 // logs in, creates the container when it is missing and asks the cluster
 // for its object size limit.
 func New(cfg Config) (*Backend, error) {
-	conn, err := cfg.connection()
-	if err != nil {
-		return nil, remote.Permanent(fmt.Errorf("swift: %s: %w", cfg, err))
-	}
+	conn := cfg.connection()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 32
 	conn.Transport = tr
@@ -66,6 +63,9 @@ func New(cfg Config) (*Backend, error) {
 // Open is New followed by a login and a look at the container, so that a
 // wrong address or wrong credentials are reported once, before any work.
 func Open(ctx context.Context, cfg Config) (*Backend, error) {
+	if !cfg.Auth.hasCredentials() {
+		return nil, remote.Permanent(fmt.Errorf("swift: %s: %w", cfg, ErrNoCredentials))
+	}
 	b, err := New(cfg)
 	if err != nil {
 		return nil, err

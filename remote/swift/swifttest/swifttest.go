@@ -21,6 +21,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/ncw/swift/v2"
 )
 
 // The tempauth account every server has: account AUTH_test, user
@@ -321,4 +323,14 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, errors.Join(errs...)
+}
+
+// CreateContainer makes container (an S3 bucket to s3api) unless it
+// exists.
+func (s *Server) CreateContainer(t testing.TB, container string) {
+	t.Helper()
+	c := &swift.Connection{AuthUrl: s.AuthURL(), UserName: User, ApiKey: Key}
+	if err := c.ContainerCreate(t.Context(), container, nil); err != nil {
+		t.Fatalf("creating container %s: %v", container, err)
+	}
 }
