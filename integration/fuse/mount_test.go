@@ -32,6 +32,19 @@ func latest(t testing.TB, mnt, src string) string {
 	return filepath.Join(dir, target)
 }
 
+// mountTestTree builds testtree's tree, backs it up and mounts the
+// repository; it returns the repository, the source, its manifest and the
+// mounted snapshot.
+func mountTestTree(t *testing.T) (r *repo, src string, m *testtree.Manifest, snap string) {
+	t.Helper()
+	r = newRepo(t)
+	src = filepath.Join(t.TempDir(), "src")
+	m = testtree.Build(t, src)
+	r.backup(t, src)
+	mnt, _ := r.mount(t)
+	return r, src, m, latest(t, mnt, src)
+}
+
 // sameTree fails the test with every difference treecmp and rsync see.
 func sameTree(t testing.TB, a, b string) {
 	t.Helper()
@@ -63,12 +76,7 @@ func sameTree(t testing.TB, a, b string) {
 // owners, times, symlinks, hardlinks sharing an inode, xattrs and ACLs,
 // devices, FIFOs, and the holes of sparse files (SEEK_DATA/SEEK_HOLE).
 func TestMountedTreeIsExact(t *testing.T) {
-	r := newRepo(t)
-	src := filepath.Join(t.TempDir(), "src")
-	m := testtree.Build(t, src)
-	r.backup(t, src)
-	mnt, _ := r.mount(t)
-	snap := latest(t, mnt, src)
+	_, src, m, snap := mountTestTree(t)
 	sameTree(t, src, snap)
 
 	// What rsync and treecmp infer, asked directly.

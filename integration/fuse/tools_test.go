@@ -18,12 +18,7 @@ import (
 // ls -li, getfattr and du what they see through the mount, comparing their
 // output with what they print for the source.
 func TestToolsSeeTheSource(t *testing.T) {
-	r := newRepo(t)
-	src := filepath.Join(t.TempDir(), "src")
-	m := testtree.Build(t, src)
-	r.backup(t, src)
-	mnt, _ := r.mount(t)
-	snap := latest(t, mnt, src)
+	r, src, m, snap := mountTestTree(t)
 
 	t.Run("find", func(t *testing.T) {
 		// hindsight does not back sockets up.
