@@ -186,25 +186,11 @@ func (b *Backend) Load(ctx context.Context, name string, offset, length int64) (
 	rc, _, _, err := core.GetObject(ctx, b.cfg.Bucket, b.key(name), opts)
 	if err != nil {
 		if minio.ToErrorResponse(err).Code == "InvalidRange" {
-			return b.emptyAtEnd(ctx, name, offset)
+			return remote.EmptyAtEnd(ctx, b, name, offset)
 		}
 		return nil, b.fail(ctx, "load", name, err)
 	}
 	return rc, nil
-}
-
-// emptyAtEnd answers a range S3 refused as unsatisfiable (416). A range
-// starting exactly at the end, which includes any range of an empty
-// object, is empty by the Backend contract; one past the end is an error.
-func (b *Backend) emptyAtEnd(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
-	fi, err := b.Stat(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if offset == fi.Size {
-		return io.NopCloser(strings.NewReader("")), nil
-	}
-	return nil, remote.Permanent(fmt.Errorf("s3: load %s: offset %d beyond end of %d-byte object", name, offset, fi.Size))
 }
 
 // Stat is a HEAD request.

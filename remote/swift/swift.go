@@ -199,26 +199,12 @@ func (b *Backend) Load(ctx context.Context, name string, offset, length int64) (
 	}
 	f, _, err := b.conn.ObjectOpen(ctx, b.cfg.Container, b.key(name), false, h)
 	if status(err) == http.StatusRequestedRangeNotSatisfiable {
-		return b.emptyAtEnd(ctx, name, offset)
+		return remote.EmptyAtEnd(ctx, b, name, offset)
 	}
 	if err != nil {
 		return nil, b.fail(ctx, "load", name, err)
 	}
 	return f, nil
-}
-
-// emptyAtEnd answers a range Swift refused as unsatisfiable (416). A range
-// starting exactly at the end, which includes any range of an empty
-// object, is empty by the Backend contract; one past the end is an error.
-func (b *Backend) emptyAtEnd(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
-	fi, err := b.Stat(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if offset == fi.Size {
-		return io.NopCloser(strings.NewReader("")), nil
-	}
-	return nil, remote.Permanent(fmt.Errorf("swift: load %s: offset %d beyond end of %d-byte object", name, offset, fi.Size))
 }
 
 // Stat is a HEAD request; a static large object reports its whole size.
