@@ -80,26 +80,7 @@ func TestPushSurvivesSIGKILL(t *testing.T) {
 	url := "s3:http://" + proxy.Endpoint + "/kill/repo"
 	c.must("remote", "add", "offsite", url)
 
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("kill delays seeded with %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
-	kills := 0
-	for attempt := 0; kills < 10 && attempt < 30; attempt++ {
-		cmd, _, out := c.start("push", "offsite", "--jobs", "1", "--limit-upload", "64M")
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Fatalf("push exited on its own with %v\n%s", err, out)
-			}
-		case <-time.After(time.Duration(50+rng.IntN(1500)) * time.Millisecond):
-			cmd.Process.Signal(syscall.SIGKILL)
-			if err := <-exited; err != nil {
-				kills++
-			}
-		}
-	}
+	kills := killPushes(t, c, 10, "--limit-upload", "64M")
 	if kills < 10 {
 		t.Fatalf("only %d pushes were killed running", kills)
 	}
@@ -145,6 +126,33 @@ func TestPushSurvivesSIGKILL(t *testing.T) {
 	for _, d := range diffs {
 		t.Errorf("restored tree differs: %s", d)
 	}
+}
+
+// killPushes runs 'push offsite --jobs 1 ARGS' again and again, killing
+// each at a random moment, until want pushes died running (or three
+// times as many tries), and returns how many did.
+func killPushes(t *testing.T, c cli, want int, args ...string) int {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill delays seeded with %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	kills := 0
+	for attempt := 0; kills < want && attempt < 3*want; attempt++ {
+		cmd, _, out := c.start(append([]string{"push", "offsite", "--jobs", "1"}, args...)...)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("push exited on its own with %v\n%s", err, out)
+			}
+		case <-time.After(time.Duration(50+rng.IntN(1500)) * time.Millisecond):
+			cmd.Process.Signal(syscall.SIGKILL)
+			if err := <-exited; err != nil {
+				kills++
+			}
+		}
+	}
+	return kills
 }
 
 func dirSize(t *testing.T, dir string) int64 {

@@ -2,10 +2,8 @@ package s3
 
 import (
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -41,26 +39,7 @@ func TestPushToSwiftSurvivesSIGKILL(t *testing.T) {
 			c.must("init")
 			c.must("backup", src)
 			c.must("remote", "add", "offsite", r.url)
-			seed := uint64(time.Now().UnixNano())
-			t.Logf("kill delays seeded with %d", seed)
-			rng := rand.New(rand.NewPCG(seed, 0))
-			kills := 0
-			for attempt := 0; kills < 5 && attempt < 15; attempt++ {
-				cmd, _, out := c.start("push", "offsite", "--jobs", "1", "--limit-upload", "48M")
-				exited := make(chan error, 1)
-				go func() { exited <- cmd.Wait() }()
-				select {
-				case err := <-exited:
-					if err != nil {
-						t.Fatalf("push exited on its own with %v\n%s", err, out)
-					}
-				case <-time.After(time.Duration(100+rng.IntN(1500)) * time.Millisecond):
-					cmd.Process.Signal(syscall.SIGKILL)
-					if err := <-exited; err != nil {
-						kills++
-					}
-				}
-			}
+			kills := killPushes(t, c, 5, "--limit-upload", "48M")
 			if kills == 0 {
 				t.Fatal("no push was killed running")
 			}
