@@ -109,12 +109,18 @@ func TestPushSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("%d bytes re-sent over %d kills; want under one 64 MiB pack a kill", extra, kills)
 	}
 
-	// Only the remote is left: clone it, check the clone, restore from it.
+	cloneCheckRestore(t, c, dir, "s3:http://"+srv.Endpoint+"/kill/repo", src)
+}
+
+// cloneCheckRestore removes the local repository under dir, so that only
+// the remote at url is left: it clones it, checks the clone and restores
+// from it a tree that must equal src.
+func cloneCheckRestore(t *testing.T, c cli, dir, url, src string) {
 	if err := os.RemoveAll(filepath.Join(dir, "repo")); err != nil {
 		t.Fatal(err)
 	}
 	clone := filepath.Join(dir, "clone")
-	c.must("clone", "s3:http://"+srv.Endpoint+"/kill/repo", clone)
+	c.must("clone", url, clone)
 	c.env = append(c.env, "HINDSIGHT_REPOSITORY="+clone)
 	c.must("check", "--read-data")
 	target := filepath.Join(dir, "restored")

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hindsight-backup/hindsight/integration/treecmp"
 	"github.com/hindsight-backup/hindsight/remote/swift/swifttest"
 )
 
@@ -57,22 +56,7 @@ func TestPushToSwiftSurvivesSIGKILL(t *testing.T) {
 				kills, final.PacksPresent, final.Packs, final.BytesSent, took.Round(time.Millisecond),
 				float64(final.BytesSent)/(1<<20)/took.Seconds())
 
-			if err := os.RemoveAll(filepath.Join(dir, "repo")); err != nil {
-				t.Fatal(err)
-			}
-			clone := filepath.Join(dir, "clone")
-			c.must("clone", r.url, clone)
-			c.env = append(c.env, "HINDSIGHT_REPOSITORY="+clone)
-			c.must("check", "--read-data")
-			target := filepath.Join(dir, "restored")
-			c.must("restore", "latest", "--target", target)
-			diffs, err := treecmp.Compare(src, target, treecmp.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, d := range diffs {
-				t.Errorf("restored tree differs: %s", d)
-			}
+			cloneCheckRestore(t, c, dir, r.url, src)
 		})
 	}
 }
