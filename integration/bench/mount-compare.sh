@@ -13,6 +13,7 @@
 # Then, per rep and tool, with the page cache dropped before each step:
 #   mount        start the mount process until the mount point answers
 #   first ls     ls -l of the snapshot's root, the first access after mounting
+#                (also timed from the start of the mount)
 #   cat cold     cat of one 512 MiB file never read before (rep N reads
 #                large/rand<(N-1) mod 4>.bin); cat warm reads it again with
 #                the page cache kept; both are checked against the source
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
     --only=*) only=${1#*=} ;;
     --out) out=$2; shift ;;
     --out=*) out=${1#*=} ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "mount-compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -68,19 +69,31 @@ RUN=$BENCH_CACHE/run/mount-$stamp
 say() { printf '%s\n' "$*" | tee -a "$LOG" >&2; }
 
 # --- cleanup: every mount this run made, every process it started --------
-mounts=()
-pids=()
+# The measurements run in a background job whose mounts and mount processes
+# are listed in $STATE. The script waits for the job with `wait`, which a
+# trapped signal interrupts at once: a foreground command that handles
+# Ctrl-C itself (as a mount command does) would make bash ignore it.
+STATE=$RUN/state
+job=
 is_mounted() { awk -v d="$1" '$2 == d {f = 1} END {exit !f}' /proc/self/mounts; }
 alive() { [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 cleanup() {
-  local m p
-  for m in "${mounts[@]}"; do
-    if is_mounted "$m"; then fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; fi
-  done
-  for p in "${pids[@]}"; do if alive "$p"; then kill "$p" 2>/dev/null || true; fi; done
-  # Only delete the run directory once nothing is mounted inside it.
-  for m in "${mounts[@]}"; do if is_mounted "$m"; then echo "mount-compare.sh: $m is still mounted; leaving $RUN" >&2; return; fi; done
-  rm -rf "$RUN"
+  local kind x i left=0
+  if [ -n "$job" ]; then kill "$job" 2>/dev/null || true; fi
+  [ -f "$STATE" ] || { rm -rf "$RUN"; return; }
+  # Mount processes unmount when told to stop; a mount whose process is
+  # gone is then detached.
+  while read -r kind x; do if [ "$kind" = pid ] && alive "$x"; then kill "$x" 2>/dev/null || true; fi; done < "$STATE"
+  while read -r kind x; do
+    if [ "$kind" = pid ]; then for ((i = 0; i < 100; i++)); do alive "$x" || break; sleep 0.1; done; fi
+  done < "$STATE"
+  while read -r kind x; do
+    if [ "$kind" = mount ] && is_mounted "$x"; then
+      fusermount3 -u -z "$x" 2>/dev/null || umount -l "$x" 2>/dev/null || true
+      if is_mounted "$x"; then echo "mount-compare.sh: $x is still mounted" >&2; left=1; fi
+    fi
+  done < "$STATE"
+  if [ $left = 0 ]; then rm -rf "$RUN"; else echo "mount-compare.sh: leaving $RUN" >&2; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -210,12 +223,12 @@ measure_tool() {
   failed() { say "  $tool: $1 failed (see $LOG)"; stop_mount "$mnt" "$pid"; }
   tool_env "$tool" "$d"
   mkdir -p "$mnt"
-  mounts+=("$mnt")
+  echo "mount $mnt" >> "$STATE"
   echo "--- rep $rep $tool (loadavg $(cut -d' ' -f1-3 /proc/loadavg))" >> "$LOG"
   dropcaches
   t=$(now)
   pid=$(start_mount "$tool" "$mnt") || { say "  $tool: mount failed (see $LOG)"; return 1; }
-  pids+=("$pid")
+  echo "pid $pid" >> "$STATE"
   # The slash makes find and du walk through hindsight's "latest" symlink.
   root=$(snapshot_root "$tool" "$mnt")/
   # Ready when the mount point answers; a dead process will not get there.
@@ -225,9 +238,12 @@ measure_tool() {
     sleep 0.02
   done
   record "$rep" "$tool" mount_s "$(since "$t")"
-  t=$(now)
+  local t_ls
+  t_ls=$(now)
   ls -l "$root" >/dev/null || { failed "ls $root"; return 1; }
-  record "$rep" "$tool" first_ls_s "$(since "$t")"
+  record "$rep" "$tool" first_ls_s "$(since "$t_ls")"
+  # Some tools load the snapshot when mounting, others on the first access.
+  record "$rep" "$tool" mount_ls_s "$(since "$t")"
 
   dropcaches
   t=$(now); cat "$root$big" >/dev/null || { failed "cat $big"; return 1; }; secs=$(since "$t")
@@ -249,30 +265,37 @@ measure_tool() {
   awk -v r="$rep" -v t="$tool" '$1 == r && $2 == t {printf "%s=%s ", $3, $4} END {print ""}' "$RAW" | sed "s/^/  $tool: /" | tee -a "$LOG" >&2
 }
 
-mkdir -p "$RUN"
-for tool in "${tools[@]}"; do
-  say "backing up with $tool (not timed)"
-  mkdir -p "$RUN/$tool"
-  ( tool_env "$tool" "$RUN/$tool"; cd "$RUN/$tool"; backup "$tool" "$RUN/$tool" ) >>"$LOG" 2>&1 ||
-    { echo "mount-compare.sh: $tool backup failed (see $LOG)" >&2; exit 1; }
-done
-n=${#tools[@]}
-for ((rep = 1; rep <= reps; rep++)); do
-  order=()
-  for ((i = 0; i < n; i++)); do order+=("${tools[$(((i + rep - 1) % n))]}"); done
-  say "rep $rep/$reps: ${order[*]}"
-  for tool in "${order[@]}"; do
-    # Not a subshell: cleanup needs the mounts and pids it records. Each
-    # tool's variables have names of their own, so they do not mix.
-    measure_tool "$rep" "$tool" || record "$rep" "$tool" failed 1
+measure_all() {
+  local tool rep i n=${#tools[@]} order
+  for tool in "${tools[@]}"; do
+    say "backing up with $tool (not timed)"
+    mkdir -p "$RUN/$tool"
+    ( tool_env "$tool" "$RUN/$tool"; cd "$RUN/$tool"; backup "$tool" "$RUN/$tool" ) >>"$LOG" 2>&1 ||
+      { echo "mount-compare.sh: $tool backup failed (see $LOG)" >&2; exit 1; }
   done
-done
+  for ((rep = 1; rep <= reps; rep++)); do
+    order=()
+    for ((i = 0; i < n; i++)); do order+=("${tools[$(((i + rep - 1) % n))]}"); done
+    say "rep $rep/$reps: ${order[*]}"
+    for tool in "${order[@]}"; do
+      measure_tool "$rep" "$tool" || record "$rep" "$tool" failed 1
+    done
+  done
+}
+
+mkdir -p "$RUN"
+: > "$STATE"
+measure_all &
+job=$!
+wait $job
+job=
 
 # --- report ---------------------------------------------------------------
 # key, label, unit, which way is better
 metrics='[
   ["mount_s", "mount until it answers", "s", "lower"],
   ["first_ls_s", "first ls of snapshot root", "s", "lower"],
+  ["mount_ls_s", "mount + first ls", "s", "lower"],
   ["cat_cold_mbps", "cat large file, cold", "MB/s", "higher"],
   ["cat_warm_mbps", "cat large file, warm", "MB/s", "higher"],
   ["find_s", "find | wc -l", "s", "lower"],
@@ -294,18 +317,31 @@ jq --arg stamp "$stamp" --arg data "$DATA" --argjson entries "$data_entries" --a
    '{run: {time: $stamp, dataset: $data, entries: $entries, reps: $reps, versions: $versions, loadavg_start_end: $load}} + .' \
    "$out" > "$out.tmp" && mv "$out.tmp" "$out"
 
+# table: label and values, tab-separated, as aligned columns with three
+# significant digits and no exponent.
+table() {
+  awk -F'\t' '{
+    printf "%-28s", $1
+    for (i = 2; i <= NF; i++) {
+      v = $i; a = v < 0 ? -v : v
+      printf " %10s", v == "-" ? v : sprintf(a >= 100 ? "%.0f" : a >= 10 ? "%.1f" : a >= 1 ? "%.2f" : "%.3f", v)
+    }
+    print ""
+  }'
+}
+
 peers_run=()
 for t in "${tools[@]}"; do [ "$t" = hindsight ] || peers_run+=("$t"); done
 {
   printf '\nMedians (%s reps):\n%-28s' "$reps" metric
   printf ' %10s' "${tools[@]}"; echo
   jq -r --args '.medians as $m | .metrics[] | . as $k | ["\($k.label) (\($k.unit))"] + [$ARGS.positional[] | $m[.][$k.key] // "-" | tostring] | @tsv' "${tools[@]}" < "$out" |
-    awk -F'\t' '{printf "%-28s", $1; for (i = 2; i <= NF; i++) printf " %10s", ($i == "-" ? $i : sprintf("%.3g", $i)); print ""}'
+    table
   if has hindsight && [ ${#peers_run[@]} -gt 0 ]; then
     printf '\nhindsight / peer (MB/s: higher is better for hindsight; the rest: lower):\n%-28s' metric
     printf ' %10s' "${peers_run[@]/#//}"; echo
     jq -r --args '.ratios as $r | .metrics[] | . as $k | [$k.label] + [$ARGS.positional[] | $r[.][$k.key] // "-" | tostring] | @tsv' "${peers_run[@]}" < "$out" |
-      awk -F'\t' '{printf "%-28s", $1; for (i = 2; i <= NF; i++) printf " %10s", ($i == "-" ? $i : sprintf("%.3g", $i)); print ""}'
+      table
   fi
   echo
   echo "targets (not asserted): cat cold >= 1000 MB/s and >= 4x borg; find and du <= 0.5x kopia; RSS after the walk <= 150 MB (143 MiB)"
