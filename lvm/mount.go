@@ -86,11 +86,46 @@ func (m *Manager) Mount(ctx context.Context, dev, dir string) (Filesystem, error
 	if err != nil {
 		return fs, volErr(dev, "mount", err)
 	}
-	if err := mkdirAll(dir); err != nil {
-		return fs, err
+	return fs, m.mount(ctx, dev, dir, fs.Type, opts)
+}
+
+// MountWritable mounts a filesystem of type fstype read-write, to restore
+// into it.
+func (m *Manager) MountWritable(ctx context.Context, dev, dir, fstype string) error {
+	opts := "rw"
+	if fstype == "xfs" {
+		// A restore keeps the UUID, which the original may still have
+		// mounted on this machine.
+		opts += ",nouuid"
 	}
-	_, err = m.run.Run(ctx, "mount", "-t", fs.Type, "-o", opts, dev, dir)
-	return fs, volErr(dev, "mount", err)
+	return m.mount(ctx, dev, dir, fstype, opts)
+}
+
+func (m *Manager) mount(ctx context.Context, dev, dir, fstype, opts string) error {
+	if err := mkdirAll(dir); err != nil {
+		return err
+	}
+	_, err := m.run.Run(ctx, "mount", "-t", fstype, "-o", opts, dev, dir)
+	return volErr(dev, "mount", err)
+}
+
+// Fsck checks the unmounted filesystem on dev without changing it, and
+// fails unless it is clean.
+func (m *Manager) Fsck(ctx context.Context, dev, fstype string) error {
+	var name string
+	var args []string
+	switch fstype {
+	case "ext2", "ext3", "ext4":
+		name, args = "e2fsck", []string{"-f", "-n"}
+	case "xfs":
+		name, args = "xfs_repair", []string{"-n"}
+	case "btrfs":
+		name, args = "btrfs", []string{"check", "--readonly"}
+	default:
+		return volErr(dev, "fsck", fmt.Errorf("no checker for filesystem type %q", fstype))
+	}
+	_, err := m.run.Run(ctx, name, append(args, dev)...)
+	return volErr(dev, "fsck", err)
 }
 
 // Unmount unmounts dir; it runs to the end even once ctx is cancelled.

@@ -148,3 +148,22 @@ func TestMountsOf(t *testing.T) {
 		t.Errorf("missing device: %v, %v", got, err)
 	}
 }
+
+func TestFsck(t *testing.T) {
+	tests := []struct{ fstype, want string }{
+		{"ext4", "e2fsck -f -n /dev/x"},
+		{"xfs", "xfs_repair -n /dev/x"},
+		{"btrfs", "btrfs check --readonly /dev/x"},
+	}
+	for _, tt := range tests {
+		r := (&recorder{}).on("", "", nil)
+		if err := newTestManager(t, r).Fsck(context.Background(), "/dev/x", tt.fstype); err != nil || r.calls[0] != tt.want {
+			t.Errorf("%s: ran %q (%v), want %q", tt.fstype, r.calls, err, tt.want)
+		}
+	}
+	r := (&recorder{}).on("e2fsck", "", failed("Inode 12 has illegal blocks."))
+	err := newTestManager(t, r).Fsck(context.Background(), "/dev/x", "ext4")
+	if err == nil || !strings.Contains(err.Error(), "/dev/x: fsck: e2fsck -f -n /dev/x") || !strings.Contains(err.Error(), "illegal blocks") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -49,7 +49,7 @@ func TestInvalid(t *testing.T) {
 		{"swi-a-s---", 12.5, false},
 		{"swi-I-s---", 100, true},
 		{"swi-S-s---", 100, true},
-		{"swi-a-s---", 100, true}, // full but not yet marked
+		{"swi-a-s---", 100, true},  // full but not yet marked
 		{"Vwi-a-tz--", 100, false}, // a thin volume's share of its pool
 		{"Vwi-a-tzD-", 40, true},   // pool out of data space
 		{"Vwi-a-tz--", 40, false},

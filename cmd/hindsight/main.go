@@ -146,6 +146,7 @@ Wherever a snapshot is named, "latest" or an unambiguous prefix of its ID
 		a.restoreCommand(), a.checkCommand(), a.statsCommand(), a.keyCommand(),
 		a.indexCommand(), a.historyCommand(), a.mountCommand(), exitCodesTopic(),
 		a.pushCommand(), a.remoteCommand(), a.cloneCommand(), a.repairCommand(),
+		a.lvmCommand(), a.backupVolumeCommand(), a.restoreVolumeCommand(),
 	)
 	return root
 }

@@ -251,10 +251,9 @@ func (r *mountRepo) Snapshots(ctx context.Context) ([]fs.Snapshot, error) {
 	}
 	known := make(map[blob.ID]bool, len(all))
 	out := make([]fs.Snapshot, 0, len(all))
+	// An image snapshot's tree is a directory holding the image file, so
+	// it is served like any other and the image can be loop-mounted.
 	for _, s := range all {
-		if s.Record.Kind != snapshot.KindFiles {
-			continue // volume images are not served yet
-		}
 		known[s.ID] = true
 		out = append(out, fs.Snapshot{ID: s.ID.String(), Time: s.Record.Time,
 			Source: fs.Source{Host: s.Record.Host, Path: s.Record.Source}, Ref: s.Record.Tree})

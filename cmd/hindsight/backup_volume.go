@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hindsight-backup/hindsight/snapshot"
+)
+
+type volumeBackupFlags struct {
+	tags []string
+	host string
+	json bool
+}
+
+func (f *volumeBackupFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&f.tags, "tag", nil, "add `TAG` to the snapshot (repeatable)")
+	cmd.Flags().StringVar(&f.host, "host", "", "record `HOST` as the host name (default: this host's name)")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the summary as one JSON object on stdout")
+}
+
+func (a *app) backupVolumeCommand() *cobra.Command {
+	var fl volumeBackupFlags
+	cmd := &cobra.Command{
+		Use:   "backup-volume DEVICE",
+		Short: "Back up the raw content of a block device or image file",
+		Long: `Back up the raw content of DEVICE, a block device or an image file, as
+one image. Runs of zeros are recorded as holes and not stored, so free
+space costs nothing; images of the same volume (source "image:DEVICE")
+and of similar volumes deduplicate against each other.
+
+The device should not change while it is read: unmount it, or back up an
+LVM volume with "hindsight lvm backup --image", which reads a snapshot.
+In "hindsight mount" the image is a file that "mount -o loop,ro" opens.`,
+		Example: `  hindsight backup-volume /dev/sdb1
+  hindsight backup-volume /var/lib/libvirt/images/win10.raw --tag weekly`,
+		Args: cobra.ExactArgs(1),
+		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			host, err := hostName(fl.host)
+			if err != nil {
+				return err
+			}
+			s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "backup-volume"})
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			abs, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			res, err := a.backupImage(s, abs, snapshot.ImageOptions{Host: host, Tags: fl.tags})
+			return a.reportBackup(res, err, fl.json, "")
+		}),
+	}
+	fl.register(cmd)
+	return cmd
+}
+
+// backupImage runs an image backup with a progress line.
+func (a *app) backupImage(s *session, path string, o snapshot.ImageOptions) (*snapshot.Result, error) {
+	o.Program, o.User = "hindsight "+buildVersion(), currentUser()
+	prog := &snapshot.Progress{}
+	stop := a.startStatus(func(elapsed time.Duration) (string, string) {
+		read := prog.ReadBytes.Load()
+		return fmt.Sprintf("%s of %s read at %s, %s new", formatBytes(read), formatBytes(prog.Bytes.Load()),
+			formatRate(read, elapsed), formatBytes(prog.NewBytes.Load())), path
+	})
+	res, err := snapshot.BackupImage(s.ctx, s.repo, path, o, prog)
+	stop()
+	return res, s.err(err)
+}
+
+// reportBackup prints a finished backup's summary, prefixed with what was
+// backed up when several are, and passes its error on.
+func (a *app) reportBackup(res *snapshot.Result, err error, asJSON bool, what string) error {
+	if res == nil || err != nil && !errors.Is(err, snapshot.ErrIncomplete) {
+		return err
+	}
+	if asJSON {
+		if jerr := writeJSON(a.stdout, backupSummaryJSON(res, err == nil)); jerr != nil {
+			return jerr
+		}
+	} else if !a.quiet {
+		if what != "" {
+			fmt.Fprintf(a.stdout, "%s: ", what)
+		}
+		a.printBackupSummary(res)
+	}
+	return err
+}

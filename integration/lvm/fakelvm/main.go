@@ -1,0 +1,214 @@
+// Command fakelvm emulates the lvm2 commands hindsight uses (lvs, vgs,
+// lvcreate, lvcreate -s, lvremove) on loop devices over image files, for
+// machines whose kernel has no device-mapper. Only LVM's metadata is
+// emulated: volumes are real block devices that real mkfs, mount and
+// restore work on. Install it under each command's name (a symlink) and
+// set FAKELVM_DIR to the directory that holds its state and images.
+//
+// A snapshot is a copy of its origin's image taken at lvcreate time, so it
+// never changes with the origin; overflow cannot happen by itself and is
+// injected instead. Test hooks, all through the environment:
+//
+//	FAKELVM_INVALIDATE_ON_QUERY=N  a snapshot turns invalid at the Nth lvs
+//	                               report that names it
+//	FAKELVM_SIGNAL_PARENT=CMD#N:SIG  after the Nth run of CMD (lvs,
+//	                               lvcreate, ...) send SIG (KILL, TERM, INT)
+//	                               to the calling process
+//
+// Besides the lvm2 names it answers "fakelvm vgcreate VG BYTES" (a volume
+// group of that size with 4 MiB extents), "fakelvm invalidate VG/LV" and
+// "fakelvm teardown" (detach every loop device and remove the state).
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+const extentSize = 4 << 20
+
+type state struct {
+	VGs    map[string]*vg `json:"vgs"`
+	Counts map[string]int `json:"counts"` // runs per command, for FAKELVM_SIGNAL_PARENT
+}
+
+type vg struct {
+	Size uint64         `json:"size"`
+	LVs  map[string]*lv `json:"lvs"`
+}
+
+type lv struct {
+	Size    uint64 `json:"size"`
+	Image   string `json:"image"`
+	Loop    string `json:"loop"`
+	Origin  string `json:"origin,omitempty"`
+	Thin    bool   `json:"thin,omitempty"`
+	Invalid bool   `json:"invalid,omitempty"`
+	Queries int    `json:"queries,omitempty"`
+}
+
+func (g *vg) used() uint64 {
+	var n uint64
+	for _, l := range g.LVs {
+		if !l.Thin || l.Origin == "" {
+			n += l.Size
+		}
+	}
+	return n
+}
+
+// exitError carries lvm2's exit code (5: command failed) and its message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func failf(format string, args ...any) error {
+	return &exitError{code: 5, msg: "  " + fmt.Sprintf(format, args...)}
+}
+
+func main() {
+	cmd := filepath.Base(os.Args[0])
+	args := os.Args[1:]
+	if cmd == "fakelvm" && len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	err := withState(func(st *state) error {
+		st.Counts[cmd]++
+		err := run(st, cmd, args)
+		if err == nil {
+			err = signalParent(st, cmd)
+		}
+		return err
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		os.Exit(code)
+	}
+}
+
+func run(st *state, cmd string, args []string) error {
+	switch cmd {
+	case "vgcreate":
+		return vgcreate(st, args)
+	case "vgs":
+		return vgs(st, args)
+	case "lvs":
+		return lvs(st, args)
+	case "lvcreate":
+		return lvcreate(st, args)
+	case "lvremove":
+		return lvremove(st, args)
+	case "invalidate":
+		l, _, err := find(st, args[len(args)-1])
+		if err == nil {
+			l.Invalid = true
+		}
+		return err
+	case "teardown":
+		return teardown(st)
+	}
+	return fmt.Errorf("fakelvm: unknown command %q", cmd)
+}
+
+// withState runs fn on the state under an exclusive lock and saves it.
+func withState(fn func(*state) error) error {
+	dir := os.Getenv("FAKELVM_DIR")
+	if dir == "" {
+		return errors.New("fakelvm: FAKELVM_DIR is not set")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "state.json")
+	st := &state{VGs: map[string]*vg{}, Counts: map[string]int{}}
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, st); err != nil {
+			return err
+		}
+	}
+	ferr := fn(st)
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		return err
+	}
+	return errors.Join(ferr, os.Rename(path+".tmp", path))
+}
+
+func signalParent(st *state, cmd string) error {
+	spec := os.Getenv("FAKELVM_SIGNAL_PARENT")
+	if spec == "" {
+		return nil
+	}
+	at, sig, _ := strings.Cut(spec, ":")
+	name, nth, _ := strings.Cut(at, "#")
+	n, _ := strconv.Atoi(nth)
+	if name != cmd || st.Counts[cmd] != n {
+		return nil
+	}
+	s := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT}[sig]
+	if s == 0 {
+		return fmt.Errorf("fakelvm: FAKELVM_SIGNAL_PARENT=%q: unknown signal", spec)
+	}
+	return syscall.Kill(os.Getppid(), s)
+}
+
+func vgcreate(st *state, args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: fakelvm vgcreate VG BYTES")
+	}
+	size, err := strconv.ParseUint(args[1], 10, 64)
+	if err != nil {
+		return err
+	}
+	st.VGs[args[0]] = &vg{Size: size / extentSize * extentSize, LVs: map[string]*lv{}}
+	return nil
+}
+
+// find resolves "VG/LV" (or /dev/VG/LV).
+func find(st *state, name string) (*lv, *vg, error) {
+	vgName, lvName, _ := strings.Cut(strings.TrimPrefix(name, "/dev/"), "/")
+	g := st.VGs[vgName]
+	if g == nil {
+		return nil, nil, failf("Volume group %q not found", vgName)
+	}
+	l := g.LVs[lvName]
+	if l == nil {
+		return nil, g, failf("Failed to find logical volume \"%s/%s\"", vgName, lvName)
+	}
+	return l, g, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
