@@ -18,7 +18,10 @@ var (
 
 	_ = (fusefs.NodeGetattrer)((*entryNode)(nil))
 	_ = (fusefs.NodeLookuper)((*entryNode)(nil))
-	_ = (fusefs.NodeReaddirer)((*entryNode)(nil))
+	_ = (fusefs.NodeOpendirHandler)((*entryNode)(nil))
+	_ = (fusefs.FileReaddirenter)((*dirHandle)(nil))
+	_ = (fusefs.FileSeekdirer)((*dirHandle)(nil))
+	_ = (fusefs.FileLookuper)((*dirHandle)(nil))
 	_ = (fusefs.NodeReadlinker)((*entryNode)(nil))
 	_ = (fusefs.NodeGetxattrer)((*entryNode)(nil))
 	_ = (fusefs.NodeListxattrer)((*entryNode)(nil))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -70,17 +71,58 @@ func (n *entryNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	return n.m.newEntry(ctx, &n.Inode, n.snap, entryIno(n.snap, n.StableAttr().Ino, &e), e, out), 0
 }
 
-func (n *entryNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+// OpendirHandle lists the directory once per open. The handle answers the
+// lookup READDIRPLUS makes of each name it returns from that list, rather
+// than finding and converting every entry a second time. A snapshot's
+// directories never change, so the kernel may keep their listings.
+func (n *entryNode) OpendirHandle(ctx context.Context, _ uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	list, err := n.m.repo.List(ctx, &n.e)
 	if errno := n.m.errno(err, "reading directory", n.path()); errno != 0 {
-		return nil, errno
+		return nil, 0, errno
 	}
-	out := make([]fuse.DirEntry, len(list))
-	for i := range list {
-		out[i] = fuse.DirEntry{Name: list[i].Name, Mode: list[i].Mode, Ino: entryIno(n.snap, n.StableAttr().Ino, &list[i])}
-	}
-	return fusefs.NewListDirStream(out), 0
+	return &dirHandle{dir: n, list: list}, fuse.FOPEN_CACHE_DIR, 0
 }
+
+// dirHandle is an open directory of a snapshot. go-fuse serializes the
+// calls on one handle.
+type dirHandle struct {
+	dir  *entryNode
+	list []Entry // sorted by name
+	next int     // the entry Readdirent returns next; its offset is next
+}
+
+func (d *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if d.next == len(d.list) {
+		return nil, 0
+	}
+	e := &d.list[d.next]
+	d.next++
+	return &fuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: d.ino(e), Off: uint64(d.next)}, 0
+}
+
+func (d *dirHandle) Seekdir(_ context.Context, off uint64) syscall.Errno {
+	if off > uint64(len(d.list)) {
+		return syscall.EINVAL
+	}
+	d.next = int(off)
+	return 0
+}
+
+// Lookup serves READDIRPLUS, which looks up each entry right after
+// Readdirent returned it.
+func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	i := d.next - 1
+	if i < 0 || d.list[i].Name != name {
+		var found bool
+		if i, found = slices.BinarySearchFunc(d.list, name, func(e Entry, name string) int { return strings.Compare(e.Name, name) }); !found {
+			return nil, syscall.ENOENT
+		}
+	}
+	e := &d.list[i]
+	return d.dir.m.newEntry(ctx, &d.dir.Inode, d.dir.snap, d.ino(e), *e, out), 0
+}
+
+func (d *dirHandle) ino(e *Entry) uint64 { return entryIno(d.dir.snap, d.dir.StableAttr().Ino, e) }
 
 func (n *entryNode) Readlink(context.Context) ([]byte, syscall.Errno) {
 	return []byte(n.e.Target), 0
