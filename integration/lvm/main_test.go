@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -100,6 +101,13 @@ func newEnv(t *testing.T, vgSize int64) *env {
 	return e
 }
 
+// cmdEnv is the environment of every command a test runs.
+func (e *env) cmdEnv() []string {
+	env := append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "FAKELVM_DIR="+e.fakeDir,
+		"HINDSIGHT_PASSWORD="+password, "HINDSIGHT_REPOSITORY="+e.repo, "XDG_CONFIG_HOME="+e.fakeDir)
+	return append(env, e.extra...)
+}
+
 type result struct {
 	args           []string
 	code           int
@@ -121,12 +129,15 @@ func (e *env) run(name string, args ...string) result {
 		path = filepath.Join(binDir, name)
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "FAKELVM_DIR="+e.fakeDir,
-		"HINDSIGHT_PASSWORD="+password, "HINDSIGHT_REPOSITORY="+e.repo, "XDG_CONFIG_HOME="+e.fakeDir)
-	cmd.Env = append(cmd.Env, e.extra...)
+	cmd.Env = e.cmdEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// A daemon (hindsight mount --daemon) keeps the output pipes open.
+	cmd.WaitDelay = 2 * time.Second
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil
+	}
 	r := result{args: append([]string{name}, args...), stdout: stdout.String(), stderr: stderr.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()

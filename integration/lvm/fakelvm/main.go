@@ -17,7 +17,8 @@
 //
 // Besides the lvm2 names it answers "fakelvm vgcreate VG BYTES" (a volume
 // group of that size with 4 MiB extents), "fakelvm invalidate VG/LV" and
-// "fakelvm teardown" (detach every loop device and remove the state).
+// "fakelvm teardown" (detach every loop device and remove the state) and
+// "fakelvm reset-counts" (count runs for FAKELVM_SIGNAL_PARENT from here).
 package main
 
 import (
@@ -83,8 +84,8 @@ func main() {
 		cmd, args = args[0], args[1:]
 	}
 	err := withState(func(st *state) error {
-		st.Counts[cmd]++
 		err := run(st, cmd, args)
+		st.Counts[cmd]++
 		if err == nil {
 			err = signalParent(st, cmd)
 		}
@@ -121,6 +122,9 @@ func run(st *state, cmd string, args []string) error {
 		return err
 	case "teardown":
 		return teardown(st)
+	case "reset-counts":
+		st.Counts = map[string]int{}
+		return nil
 	}
 	return fmt.Errorf("fakelvm: unknown command %q", cmd)
 }

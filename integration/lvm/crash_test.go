@@ -1,0 +1,148 @@
+package lvm
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The lvm2 calls of one "hindsight lvm backup VG/LV", in order, which the
+// fault points below are counted in: lvs VG (leftovers), lvs VG/LV
+// (origin), vgs, lvcreate -s, lvs VG/SNAP (#3, its device), [blkid, mount,
+// backup], lvs VG/SNAP (#4, the overflow check before the record),
+// [umount], lvremove.
+
+// TestSignals interrupts backups at each phase. SIGKILL leaves the
+// snapshot (and its mount) behind, which "lvm cleanup" then removes;
+// SIGINT and SIGTERM leave nothing. No interrupted backup is recorded,
+// and the next backup works.
+func TestSignals(t *testing.T) {
+	tests := []struct {
+		name      string
+		image     bool
+		at        string // FAKELVM_SIGNAL_PARENT
+		leftovers int    // volumes and mounts SIGKILL leaves
+	}{
+		{"KILL after lvcreate", false, "lvcreate#1:KILL", 1},
+		{"KILL while mounted, before the record", false, "lvs#4:KILL", 2},
+		{"KILL image before the record", true, "lvs#4:KILL", 1},
+		{"TERM after lvcreate", false, "lvcreate#1:TERM", 0},
+		{"INT while mounted, before the record", false, "lvs#4:INT", 0},
+		{"TERM image before the record", true, "lvs#4:TERM", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 512*mib)
+			fillTree(t, e.mountAt(e.newVolume("web", 128*mib, "ext4")), 3)
+			args := []string{"lvm", "backup", "vg0/web"}
+			if tt.image {
+				args = []string{"lvm", "backup", "--image", "vg0/web"}
+			}
+			e.must("fakelvm", "reset-counts")
+			e.extra = []string{"FAKELVM_SIGNAL_PARENT=" + tt.at}
+			r := e.hs(args...)
+			e.extra = nil
+			if r.code == 0 {
+				t.Fatalf("an interrupted backup exits 0: %s", r)
+			}
+			if n := len(e.snapshots()); n != 0 {
+				t.Errorf("%d snapshots recorded by an interrupted backup", n)
+			}
+			left := e.leftovers()
+			if len(left) != tt.leftovers {
+				t.Errorf("left behind %v, want %d items\n%s", left, tt.leftovers, r)
+			}
+			if tt.leftovers > 0 {
+				out := e.mustHS("lvm", "cleanup").stdout
+				if !strings.Contains(out, "removed vg0/"+lvmSnapshotPrefix) {
+					t.Errorf("cleanup says %q", out)
+				}
+				if left := e.leftovers(); len(left) != 0 {
+					t.Errorf("left behind after cleanup: %v", left)
+				}
+			}
+			e.mustHS(args...)
+			if n := len(e.snapshots()); n != 1 {
+				t.Errorf("%d snapshots after the next backup, want 1", n)
+			}
+		})
+	}
+}
+
+const lvmSnapshotPrefix = "hindsight-snap-"
+
+// TestKillDuringRead kills an image backup while it reads, found by
+// polling for its snapshot; the next backup removes the leftover itself.
+func TestKillDuringRead(t *testing.T) {
+	e := newEnv(t, 1<<30)
+	dev := e.newVolume("big", 384*mib, "")
+	e.must("dd", "if=/dev/urandom", "of="+dev, "bs=4M", "count=96", "status=none")
+	cmd := exec.Command(hsBin, "lvm", "--state-dir", e.stateDir, "backup", "--image", "vg0/big")
+	cmd.Env = e.cmdEnv()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(e.leftovers()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // into the read
+	cmd.Process.Kill()
+	err := cmd.Wait()
+	if left := e.leftovers(); len(left) != 1 || err == nil {
+		t.Fatalf("after SIGKILL (%v): left %v, want the snapshot", err, left)
+	}
+	r := e.mustHS("lvm", "backup", "--image", "vg0/big")
+	if !strings.Contains(r.stderr, "removed leftover snapshot vg0/"+lvmSnapshotPrefix+"big-") {
+		t.Errorf("the next backup did not say it removed the leftover:\n%s", r)
+	}
+	if left := e.leftovers(); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+// TestOverflow: a snapshot invalidated during the backup fails it, in
+// both modes, names the volume, records nothing and is removed.
+func TestOverflow(t *testing.T) {
+	for _, image := range []bool{false, true} {
+		t.Run(fmt.Sprintf("image=%v", image), func(t *testing.T) {
+			e := newEnv(t, 1<<30)
+			fillTree(t, e.mountAt(e.newVolume("web", 320*mib, "xfs")), 4)
+			args := []string{"lvm", "backup", "vg0/web"}
+			if image {
+				args = []string{"lvm", "backup", "--image", "vg0/web"}
+			}
+			e.extra = []string{"FAKELVM_INVALIDATE_ON_QUERY=2"}
+			r := e.hs(args...)
+			e.extra = nil
+			if r.code != 1 || !strings.Contains(r.stderr, "vg0/web") || !strings.Contains(r.stderr, "invalidated") {
+				t.Errorf("want exit 1 naming vg0/web and the invalidation: %s", r)
+			}
+			if n := len(e.snapshots()); n != 0 {
+				t.Errorf("%d snapshots recorded from an overflowed snapshot", n)
+			}
+			if left := e.leftovers(); len(left) != 0 {
+				t.Errorf("left behind: %v", left)
+			}
+		})
+	}
+}
+
+func TestNoFreeSpace(t *testing.T) {
+	e := newEnv(t, 64*mib)
+	e.newVolume("web", 64*mib, "ext4")
+	r := e.hs("lvm", "backup", "vg0/web")
+	if r.code != 1 || !strings.Contains(r.stderr, "vg0/web") || !strings.Contains(r.stderr, "no free extents") {
+		t.Errorf("want exit 1 naming vg0/web and the lack of free extents: %s", r)
+	}
+	r = e.hs("lvm", "backup", "--snapshot-size", "1G", "vg0/web")
+	if r.code != 1 || !strings.Contains(r.stderr, "--snapshot-size needs 256 extents") {
+		t.Errorf("want exit 1 explaining the size: %s", r)
+	}
+	r = e.hs("lvm", "backup", "vg0/nope")
+	if r.code != 1 || !strings.Contains(r.stderr, "vg0/nope") || !strings.Contains(r.stderr, "lvs") {
+		t.Errorf("want exit 1 naming vg0/nope and the failed lvs: %s", r)
+	}
+}
