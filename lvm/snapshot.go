@@ -177,7 +177,14 @@ func (m *Manager) WithSnapshot(ctx context.Context, origin string, o SnapshotOpt
 			err = errors.Join(err, rerr)
 		}
 	}()
-	return fn(s)
+	err = fn(s)
+	if err != nil && !errors.Is(err, ErrInvalidated) {
+		// An overflowed snapshot fails reads with EIO; say why.
+		if cerr := s.Check(ctx); errors.Is(cerr, ErrInvalidated) {
+			err = fmt.Errorf("%w (%w)", cerr, err)
+		}
+	}
+	return err
 }
 
 // takeLock creates and locks the snapshot's lock file. The kernel drops

@@ -183,6 +183,23 @@ func TestWithSnapshotRemoves(t *testing.T) {
 	}
 }
 
+// TestWithSnapshotExplainsOverflow: reads from an overflowed snapshot fail
+// with EIO; the error then says the snapshot overflowed.
+func TestWithSnapshotExplainsOverflow(t *testing.T) {
+	r := (&recorder{}).
+		on("lvs --reportformat json --units b --nosuffix -o "+lvFields+" vg0/web", lvsJSON(lvRow("vg0", "web", "-wi-ao----", "", 1<<30, "")), nil).
+		on("vgs", vgsJSON("vg0", 1<<30, 100*mib, 4*mib), nil).
+		on("lvcreate", "", nil).
+		once("lvs", lvsJSON(lvRow("vg0", "s", "swi-a-s---", "web", 1<<30, "0.00")), nil).
+		on("lvs", lvsJSON(lvRow("vg0", "s", "swi-I-s---", "web", 1<<30, "100.00")), nil).
+		on("lvremove -y vg0/s", "", nil)
+	eio := errors.New("read /dev/vg0/s: input/output error")
+	err := newTestManager(t, r).WithSnapshot(context.Background(), "vg0/web", SnapshotOptions{Name: "s"}, func(*Snapshot) error { return eio })
+	if !errors.Is(err, ErrInvalidated) || !errors.Is(err, eio) || !strings.Contains(err.Error(), "vg0/web") {
+		t.Errorf("got %v, want the overflow named and the read error kept", err)
+	}
+}
+
 func TestRemoveFailureNamesCommand(t *testing.T) {
 	r := (&recorder{}).on("lvremove", "", failed(`  Logical volume vg0/s contains a filesystem in use.`))
 	s := &Snapshot{LV: LV{VG: "vg0", Name: "s"}, m: newTestManager(t, r)}
