@@ -212,7 +212,7 @@ export -f do_init do_backup do_restore
 export HINDSIGHT RESTIC KOPIA DATA
 
 # tree_summary DIR: "files bytes" of the regular files below DIR.
-tree_summary() { find "$1" -type f -printf '%s\n' | awk '{n++; b+=$1} END {printf "%d %d\n", n, b}'; }
+tree_summary() { find "$1" -type f -printf '%s\n' | awk '{n++; b+=$1} END {printf "%d %.0f\n", n, b}'; }
 
 # run_tool REP TOOL: the whole sequence for one tool in one rep. The body
 # runs in a subshell (its exports stay there); each step checks its status
