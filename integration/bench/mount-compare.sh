@@ -304,12 +304,13 @@ metrics='[
   ["rss_du_mib", "RSS after du", "MiB", "lower"],
   ["peak_rss_mib", "peak RSS (VmHWM)", "MiB", "lower"]]'
 jq -Rs --argjson metrics "$metrics" '
-  def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  def round3: . * 1000 | round / 1000;
+  def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end | round3;
   [split("\n")[] | select(length > 0) | split("\t") | {rep: (.[0] | tonumber), tool: .[1], metric: .[2], value: (.[3] | tonumber)}] as $raw
   | ($raw | group_by(.tool) | map({key: .[0].tool, value: (group_by(.metric) | map({key: .[0].metric, value: (map(.value) | median)}) | from_entries)}) | from_entries) as $med
   | {metrics: ($metrics | map({key: .[0], label: .[1], unit: .[2], better: .[3]})), raw: $raw, medians: $med,
      ratios: (if $med.hindsight == null then {} else
-       $med | with_entries(select(.key != "hindsight")) | map_values(. as $p | $med.hindsight | with_entries(select(($p[.key] // 0) > 0) | .value /= $p[.key])) end)}
+       $med | with_entries(select(.key != "hindsight")) | map_values(. as $p | $med.hindsight | with_entries(select(($p[.key] // 0) > 0) | .value = (.value / $p[.key] | round3))) end)}
 ' "$RAW" > "$out"
 versions=$(for t in "${tools[@]}"; do jq -n --arg t "$t" --arg v "$(version "$t")" '{($t): $v}'; done | jq -s add)
 jq --arg stamp "$stamp" --arg data "$DATA" --argjson entries "$data_entries" --argjson reps "$reps" \
