@@ -3,6 +3,8 @@ package chunkstore
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
@@ -31,6 +33,22 @@ func (p Problem) String() string {
 	return p.Message
 }
 
+// heldBy names the remotes a push recorded the pack on, and how to heal
+// from one: a local repository that lost packs is repaired from there.
+func (r *Repository) heldBy(remotes map[string]string, id blob.ID) string {
+	var names []string
+	for name := range remotes {
+		if ok, err := r.idx.OnRemote(name, id); err == nil && ok {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	return fmt.Sprintf("; remote %s holds it: hindsight repair --from %s", strings.Join(names, ", "), names[0])
+}
+
 // CheckPacks compares every indexed pack with the backend: it exists, has
 // the indexed size, and its trailer lists exactly the indexed blobs. With
 // readData it also reads every blob, decrypts it and checks its hash. It
@@ -52,6 +70,10 @@ func (r *Repository) CheckPacks(ctx context.Context, readData bool, progress fun
 	if err := r.idx.Packs(func(p index.PackInfo) error { packs = append(packs, p); return nil }); err != nil {
 		return err
 	}
+	remotes, err := r.Remotes(ctx)
+	if err != nil {
+		return err
+	}
 	for i, p := range packs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -60,7 +82,7 @@ func (r *Repository) CheckPacks(ctx context.Context, readData bool, progress fun
 		delete(stored, p.ID)
 		switch {
 		case !ok:
-			report(Problem{Pack: p.ID, Message: "missing from the repository"})
+			report(Problem{Pack: p.ID, Message: "missing from the repository" + r.heldBy(remotes, p.ID)})
 		case size != p.Size:
 			report(Problem{Pack: p.ID, Message: fmt.Sprintf("size %d, index says %d", size, p.Size)})
 		default:

@@ -99,6 +99,10 @@ func testPushAndRestore(t *testing.T, e env, url string) {
 		t.Errorf("snapshots --repo %s:\n%s", url, r.stdout)
 	}
 	must(t, e, noConfig(t, "check", "--read-data", "--repo", url)...)
+	// The cached index of the remote is rebuilt from its segments.
+	if r := must(t, e, noConfig(t, "index", "rebuild", "--repo", url)...); !strings.Contains(r.stdout+r.stderr, "segment") {
+		t.Errorf("index rebuild --repo %s should say it read index segments:\n%s%s", url, r.stdout, r.stderr)
+	}
 	direct := filepath.Join(t.TempDir(), "direct")
 	must(t, e, noConfig(t, "restore", "latest", "--target", direct, "--verify", "--repo", url)...)
 	compareTrees(t, src, direct)
@@ -147,7 +151,10 @@ func testRepairFromRemote(t *testing.T, e env, src string) {
 	if err := os.Remove(packs[0]); err != nil {
 		t.Fatal(err)
 	}
-	wantExit(t, exitDamage, e, noConfig(t, "check")...)
+	r := wantExit(t, exitDamage, e, noConfig(t, "check")...)
+	if hint := "remote offsite holds it: hindsight repair --from offsite"; !strings.Contains(r.stdout+r.stderr, hint) {
+		t.Errorf("check should say where the lost pack can be fetched (%q):\n%s%s", hint, r.stdout, r.stderr)
+	}
 	if r := must(t, e, noConfig(t, "repair", "--from", "offsite", "--dry-run")...); !strings.Contains(r.stdout, "would fetch 1 ") {
 		t.Errorf("repair --dry-run: %q", r.stdout)
 	}
