@@ -1,0 +1,48 @@
+package fuse
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/hindsight-backup/hindsight/remote/s3/s3test"
+)
+
+// TestMountFromS3 mounts a repository that exists only on a real MinIO:
+// back up, push, delete the local repository, mount the remote and copy
+// files out with cp, as on a machine that has only the URL and password.
+func TestMountFromS3(t *testing.T) {
+	r := newRepo(t)
+	srv := s3test.Start(t)
+	srv.MakeBucket(t, "mounted")
+	r.env = append(r.env, srv.Env()...)
+	r.env = append(r.env, "XDG_CACHE_HOME="+t.TempDir())
+	src := filepath.Join(t.TempDir(), "src")
+	small(t, src)
+	r.backup(t, src)
+	url := srv.URL("mounted", "repo")
+	r.run(t, "remote", "add", "offsite", url)
+	r.run(t, "push", "offsite")
+	if err := os.RemoveAll(r.dir); err != nil {
+		t.Fatal(err)
+	}
+
+	mnt, _ := r.mount(t, "--repo", url)
+	snap := latest(t, mnt, src)
+	dst := t.TempDir()
+	for _, name := range []string{"public.txt", "big.bin", "sub/notes.txt"} {
+		out := filepath.Join(dst, filepath.Base(name))
+		if b, err := exec.Command("cp", "-a", filepath.Join(snap, name), out).CombinedOutput(); err != nil {
+			t.Fatalf("cp %s out of the S3 mount: %v: %s", name, err, b)
+		}
+		want, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s copied from the S3 mount differs from the original (%v)", name, err)
+		}
+	}
+}
