@@ -90,6 +90,9 @@ func transport(cfg Config) (*http.Transport, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.DialContext != nil {
+		tr.DialContext = cfg.DialContext
+	}
 	if cfg.CAFile == "" {
 		return tr, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,22 @@ func TestMinIO(t *testing.T) {
 	t.Run("conformance/bucket root", func(t *testing.T) {
 		remotetest.Run(t, func(t *testing.T) remote.Backend {
 			return fresh(t, fmt.Sprintf("root-%d", n.Add(1)), "")
+		})
+	})
+	// Virtual-host addressing (BUCKET.host), as AWS and most providers
+	// want it; only the name resolution is the test's.
+	t.Run("conformance/virtual host", func(t *testing.T) {
+		remotetest.Run(t, func(t *testing.T) remote.Backend {
+			cfg := srv.Config(t, "vhost", fmt.Sprintf("repo/%d", n.Add(1)))
+			_, port, _ := net.SplitHostPort(srv.Endpoint)
+			cfg.Endpoint = net.JoinHostPort(s3test.VirtualHostDomain, port)
+			cfg.Lookup = s3.LookupDNS
+			cfg.DialContext = srv.VirtualHostDial
+			b, err := s3.Open(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
 		})
 	})
 	// Small parts put the multipart path under the same contract.

@@ -1,8 +1,10 @@
 package s3
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 )
@@ -42,6 +44,11 @@ type Config struct {
 	PartSize uint64
 
 	Credentials Credentials
+
+	// DialContext replaces the system's resolver and dialer when set: the
+	// virtual-host test routes BUCKET.s3.test to a MinIO on loopback,
+	// since no DNS here answers for bucket names.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // ErrBadURL is returned (wrapped) for a URL ParseURL cannot use.

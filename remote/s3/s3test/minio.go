@@ -54,6 +54,24 @@ func Binary() (string, bool) {
 	return p, err == nil
 }
 
+// VirtualHostDomain is the domain under which every server answers
+// virtual-host requests; VirtualHostDial routes it to the server.
+const VirtualHostDomain = "s3.test"
+
+// VirtualHostDial dials this server for any name under VirtualHostDomain,
+// standing in for the DNS that would resolve BUCKET.s3.test.
+func (s *Server) VirtualHostDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if host == VirtualHostDomain || strings.HasSuffix(host, "."+VirtualHostDomain) {
+		addr = s.Endpoint
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
 // Start runs a MinIO server for the rest of t. A missing binary skips t,
 // or fails it under CI=true so that CI cannot pass by testing nothing.
 func Start(t testing.TB) *Server {
@@ -122,6 +140,9 @@ func start(t testing.TB, bin string, tls bool) (*Server, error) {
 		"MINIO_ROOT_USER="+s.Credentials.AccessKeyID,
 		"MINIO_ROOT_PASSWORD="+s.Credentials.SecretAccessKey,
 		"MINIO_BROWSER=off",
+		// Virtual-host requests (BUCKET.VirtualHostDomain) are answered
+		// as well as path-style ones.
+		"MINIO_DOMAIN="+VirtualHostDomain,
 		"MINIO_UPDATE=off",
 		// Keep MinIO out of ~/.minio and away from the machine's
 		// shared config.
