@@ -46,15 +46,11 @@ snapshots that did not record it, the content's size plus a quarter.`,
 			if err != nil {
 				return err
 			}
-			s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "lvm restore"})
+			s, sn, err := a.openSnapshot(cmd.Context(), "lvm restore", args[0])
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			sn, err := s.resolve(args[0])
-			if err != nil {
-				return err
-			}
 			isImage := sn.Record.Kind == snapshot.KindImage
 			if fl.image && !isImage {
 				return fmt.Errorf("snapshot %s holds files, not an image: leave out --image", sn.ID.Short())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -46,20 +47,30 @@ volumes and SSDs), discarded, or skipped, as --holes says.`,
 			if err != nil {
 				return err
 			}
-			s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "restore-volume"})
+			s, sn, err := a.openSnapshot(cmd.Context(), "restore-volume", args[0])
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			sn, err := s.resolve(args[0])
-			if err != nil {
-				return err
-			}
 			return a.restoreImage(s, sn, args[1], mode)
 		}),
 	}
 	holes.register(cmd)
 	return cmd
+}
+
+// openSnapshot opens the repository for a restore and finds snapshot ref.
+func (a *app) openSnapshot(ctx context.Context, purpose, ref string) (*session, snapshot.Snapshot, error) {
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: purpose})
+	if err != nil {
+		return nil, snapshot.Snapshot{}, err
+	}
+	sn, err := s.resolve(ref)
+	if err != nil {
+		s.close()
+		return nil, sn, err
+	}
+	return s, sn, nil
 }
 
 // restoreImage writes an image snapshot onto target with a progress line.

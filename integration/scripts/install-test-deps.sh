@@ -14,6 +14,7 @@ set -euo pipefail
 # kmod is left out: the test kernels have no loadable modules (no /lib/modules),
 # so modprobe could not load anything anyway.
 packages=(fuse3 rsync acl attr e2fsprogs xfsprogs btrfs-progs util-linux)
+packages+=(qemu-system-x86 busybox-static lvm2 cpio) # lvm-vm.sh: real LVM in a VM (integration/lvmvm)
 
 log() { printf 'install-test-deps: %s\n' "$*"; }
 
