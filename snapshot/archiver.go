@@ -38,6 +38,10 @@ type BackupOptions struct {
 	Program       string
 	User          string
 	Volume        *Volume // recorded: the volume the tree was mounted from
+	// NewDevice says the tree is mounted from a new device on every run,
+	// as an LVM snapshot is: unchanged files are then recognised without
+	// comparing device numbers, which differ from run to run.
+	NewDevice bool
 	// BeforeCommit runs after the tree is stored and before the record is
 	// written; its error fails the backup with nothing recorded. LVM
 	// backups check here that the snapshot they read did not overflow.
@@ -349,7 +353,7 @@ func (a *archiver) saveEntry(ctx context.Context, dirfd int, relName, rel, name 
 	m, reused, err := fsmeta.ReadReusing(procPath(dirfd, relName), a.names, func(m *fsmeta.Meta) bool {
 		// Sizes only for files: nodes keep no size for the other types.
 		return pn != nil && pn.Type == NodeType(m.Type) && (pn.Type != TypeFile || pn.Size == m.Size) &&
-			pn.Mtime == m.Mtime && pn.Ctime == m.Ctime && pn.Inode == m.Inode && pn.DeviceID == m.DeviceID
+			pn.Mtime == m.Mtime && pn.Ctime == m.Ctime && pn.Inode == m.Inode && a.sameDevice(pn.DeviceID, m.DeviceID)
 	})
 	if errors.Is(err, fsmeta.ErrUnsupportedType) {
 		a.skipped(rel)
@@ -375,7 +379,7 @@ func (a *archiver) saveEntry(ctx context.Context, dirfd int, relName, rel, name 
 	case TypeFile:
 		a.prog.Files.Add(1)
 		a.prog.Bytes.Add(n.Size)
-		if pn != nil && unchanged(&n, pn) {
+		if pn != nil && a.unchanged(&n, pn) {
 			n.Content = pn.Content
 			return resolved(n), nil
 		}
@@ -420,10 +424,12 @@ func resolvedSkip() *future {
 // unchanged says a file may reuse the parent snapshot's content without
 // being read: same size, mtime, ctime and inode. ctime catches writers that
 // restore mtime; the inode catches a file replaced by another.
-func unchanged(n, p *Node) bool {
+func (a *archiver) unchanged(n, p *Node) bool {
 	return p.Type == TypeFile && n.Size == p.Size && n.Mtime == p.Mtime && n.Ctime == p.Ctime &&
-		n.Inode == p.Inode && n.DeviceID == p.DeviceID
+		n.Inode == p.Inode && a.sameDevice(n.DeviceID, p.DeviceID)
 }
+
+func (a *archiver) sameDevice(x, y uint64) bool { return a.opts.NewDevice || x == y }
 
 // cacheTagSignature starts every valid CACHEDIR.TAG (bford.net/cachedir).
 const cacheTagSignature = "Signature: 8a477f597d28d172789f06886806bc55"

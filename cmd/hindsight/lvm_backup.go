@@ -168,6 +168,10 @@ func (a *app) lvmBackupOne(s *session, m *lvm.Manager, name, host string, so lvm
 		res, err = a.backupSnapshotFiles(s, m, sn, o)
 		return err
 	})
+	if err != nil && !strings.Contains(err.Error(), name) {
+		// Errors about the snapshot's device name the snapshot, not the volume.
+		err = fmt.Errorf("%s: %w", name, err)
+	}
 	return a.reportBackup(res, err, fl.json, name)
 }
 
@@ -186,7 +190,7 @@ func (a *app) backupSnapshotFiles(s *session, m *lvm.Manager, sn *lvm.Snapshot, 
 	})
 	res, err = snapshot.Backup(s.ctx, s.repo, dir, snapshot.BackupOptions{
 		Host: o.Host, Source: o.Source, Tags: o.Tags, Program: "hindsight " + buildVersion(), User: currentUser(),
-		OneFileSystem: true, Volume: volumeOf(sn.Origin.Size, fs), BeforeCommit: o.BeforeCommit,
+		OneFileSystem: true, NewDevice: true, Volume: volumeOf(sn.Origin.Size, fs), BeforeCommit: o.BeforeCommit,
 	}, prog)
 	stop()
 	return res, s.err(err)

@@ -60,7 +60,7 @@ func TestBackupAll(t *testing.T) {
 		t.Errorf("sources %v, want lvm:vg0/web and lvm:vg0/db\n%s", sources, r)
 	}
 	r = e.hs("lvm", "backup", "--all", "vg0")
-	if r.code != 1 || !strings.Contains(r.stderr, "1 of 3 volumes failed") || !strings.Contains(r.stderr, "--image") {
+	if r.code != 1 || !strings.Contains(r.stderr, "1 of 3 volumes failed") || !strings.Contains(r.stderr, "vg0/swap: ") || !strings.Contains(r.stderr, "--image") {
 		t.Errorf("want one failure that suggests --image: %s", r)
 	}
 	if n := len(e.snapshots()); n != 4 {

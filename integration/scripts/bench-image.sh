@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-image.sh: image backup of a 2 GiB volume with hindsight vs
-# `restic backup --stdin` vs `dd | zstd`; then a second backup after
-# changing 1% of the 4 KiB blocks, and an image restore. Run as root
+# `restic backup --stdin` vs `dd | zstd`; then backups after changing 1%
+# of the volume (clustered, then scattered), and an image restore. Run as root
 # (loop mount to fill the volume, dropping the page cache). restic comes
 # from integration/bench/install-peers.sh's cache, or PATH.
 #
@@ -31,7 +31,7 @@ mkdir -p "$work/mnt"
 mount -o loop "$img" "$work/mnt"
 for i in $(seq 0 11); do
 	head -c 80M /dev/urandom > "$work/mnt/random$i"
-	yes "hindsight bench line $i $(date +%N)" | head -c 20M > "$work/mnt/text$i"
+	(yes "hindsight bench line $i $(date +%N)" || true) | head -c 20M > "$work/mnt/text$i"
 done
 umount "$work/mnt"
 
@@ -45,7 +45,7 @@ step() { # step TOOL NAME REPO COMMAND...
 	"$@" >/dev/null
 	t1=$(date +%s.%N)
 	awk -v t="$tool" -v n="$name" -v a="$t0" -v b="$t1" -v s=$size -v r="$( [[ -e $repo ]] && bytes "$repo" || echo 0)" \
-		'BEGIN { d = b - a; printf "%-10s %-8s %7.2f s %8.1f MB/s  repo %d\n", t, n, d, s / d / 1e6, r }'
+		'BEGIN { d = b - a; printf "%-10s %-9s %7.2f s %8.1f MB/s  repo %d\n", t, n, d, s / d / 1e6, r }'
 }
 
 "$hs" init --repo "$work/hs" >/dev/null
@@ -55,19 +55,33 @@ step hindsight first "$work/hs" "$hs" --repo "$work/hs" -q backup-volume "$img"
 step restic first "$work/restic" sh -c "'$restic' --repo '$work/restic' -q backup --stdin --stdin-filename volume.img < '$img'"
 step dd+zstd first "$work/vol.zst" sh -c "dd if='$img' bs=4M status=none | zstd -q -T0 -3 > '$work/vol.zst'"
 
-# Change 1% of the 4 KiB blocks, at random places.
-python3 - "$img" <<'PY'
+# change KIND: write 1% of the volume anew, either as 20 runs of about
+# 1 MiB at random places, as a guest's file writes cluster (clustered), or
+# as 1% of the 4 KiB blocks scattered at random, which touches nearly every
+# 1 MiB chunk and is the worst case for any chunking (scattered).
+change() {
+	python3 - "$img" "$1" <<'PY'
 import os, random, sys
 f = os.open(sys.argv[1], os.O_WRONLY)
-blocks = os.fstat(f).st_size // 4096
-rnd = random.Random(1)
-for b in rnd.sample(range(blocks), blocks // 100):
-    os.pwrite(f, os.urandom(4096), b * 4096)
+size = os.fstat(f).st_size
+rnd = random.Random(sys.argv[2])
+if sys.argv[2] == "clustered":
+    run = size // 100 // 20
+    for _ in range(20):
+        os.pwrite(f, os.urandom(run), rnd.randrange(0, size - run) // 4096 * 4096)
+else:
+    blocks = size // 4096
+    for b in rnd.sample(range(blocks), blocks // 100):
+        os.pwrite(f, os.urandom(4096), b * 4096)
 os.close(f)
 PY
+}
 
-step hindsight second "$work/hs" "$hs" --repo "$work/hs" -q backup-volume "$img"
-step restic second "$work/restic" sh -c "'$restic' --repo '$work/restic' -q backup --stdin --stdin-filename volume.img < '$img'"
+for kind in clustered scattered; do
+	change $kind
+	step hindsight $kind "$work/hs" "$hs" --repo "$work/hs" -q backup-volume "$img"
+	step restic $kind "$work/restic" sh -c "'$restic' --repo '$work/restic' -q backup --stdin --stdin-filename volume.img < '$img'"
+done
 
 step hindsight restore "$work/hs" "$hs" --repo "$work/hs" -q restore-volume latest "$work/restored.img"
 cmp "$img" "$work/restored.img"
