@@ -105,7 +105,7 @@ func (a *archiver) readFile(ctx context.Context, ck *chunker.Chunker, job *fileJ
 
 // chunkExtents hands the data extents of f (of size bytes) to the blob
 // workers, and records the gaps between them as holes, in file order.
-func (a *archiver) chunkExtents(ctx context.Context, ck *chunker.Chunker, f *os.File, exts []fsmeta.Extent, size int64) ([]chan chunkResult, error) {
+func (a *archiver) chunkExtents(ctx context.Context, ck *chunker.Chunker, f io.ReaderAt, exts []fsmeta.Extent, size int64) ([]chan chunkResult, error) {
 	var pending []chan chunkResult
 	var pos int64
 	for _, e := range exts {
@@ -190,7 +190,7 @@ func splitSegments(e fsmeta.Extent) []fsmeta.Extent {
 const piecesInParallel = 2
 
 // chunkPieces chunks the pieces of f, two at a time, keeping their order.
-func (a *archiver) chunkPieces(ctx context.Context, ck *chunker.Chunker, f *os.File, pieces []fsmeta.Extent) ([]chan chunkResult, error) {
+func (a *archiver) chunkPieces(ctx context.Context, ck *chunker.Chunker, f io.ReaderAt, pieces []fsmeta.Extent) ([]chan chunkResult, error) {
 	if len(pieces) == 1 {
 		return a.chunkRange(ctx, ck, io.NewSectionReader(f, pieces[0].Off, pieces[0].Len))
 	}

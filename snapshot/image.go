@@ -70,8 +70,13 @@ func BackupImage(ctx context.Context, repo Repo, path string, o ImageOptions, pr
 	prog.Bytes.Store(uint64(size))
 	prog.Current.Store(&abs)
 
+	var rd io.ReaderAt = f
+	if d := openDirect(abs); d != nil {
+		defer d.Close()
+		rd = directReaderAt{d}
+	}
 	mark := markWrites(repo)
-	content, err := chunkImage(ctx, repo, f, size, exts, o, prog)
+	content, err := chunkImage(ctx, repo, rd, abs, size, exts, o, prog)
 	if err == nil && o.BeforeCommit != nil {
 		err = o.BeforeCommit(ctx)
 	}
@@ -160,7 +165,7 @@ func imageExtents(f *os.File) (int64, []fsmeta.Extent, error) {
 }
 
 // chunkImage runs the archiver's chunk pipeline over the extents of f.
-func chunkImage(ctx context.Context, repo Repo, f *os.File, size int64, exts []fsmeta.Extent, o ImageOptions, prog *Progress) ([]Chunk, error) {
+func chunkImage(ctx context.Context, repo Repo, rd io.ReaderAt, name string, size int64, exts []fsmeta.Extent, o ImageOptions, prog *Progress) ([]Chunk, error) {
 	a := &archiver{
 		repo: repo, opts: BackupOptions{InFlight: o.InFlight}, prog: prog, zeroHoles: true,
 		blobCh:   make(chan *chunkJob, 16),
@@ -173,9 +178,9 @@ func chunkImage(ctx context.Context, repo Repo, f *os.File, size int64, exts []f
 	var content []Chunk
 	g.Go(func() error {
 		defer close(a.blobCh)
-		pending, err := a.chunkExtents(gctx, repo.NewChunker(nil), f, exts, size)
+		pending, err := a.chunkExtents(gctx, repo.NewChunker(nil), rd, exts, size)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", f.Name(), err)
+			return fmt.Errorf("read %s: %w", name, err)
 		}
 		content, err = collect(gctx, pending)
 		return err
@@ -184,7 +189,7 @@ func chunkImage(ctx context.Context, repo Repo, f *os.File, size int64, exts []f
 		return nil, err
 	}
 	if got := contentSize(content); got != uint64(size) {
-		return nil, fmt.Errorf("%s: read %d bytes, expected %d: the device changed size", f.Name(), got, size)
+		return nil, fmt.Errorf("%s: read %d bytes, expected %d: the device changed size", name, got, size)
 	}
 	return content, nil
 }
