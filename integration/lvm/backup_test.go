@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hindsight-backup/hindsight/integration/testtree"
 	"github.com/hindsight-backup/hindsight/integration/treecmp"
 )
 
@@ -50,12 +51,20 @@ func blkid(t *testing.T, dev, tag string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// TestFileBackupAndRestore backs up the files of a mounted ext4 and XFS
-// volume through a snapshot, then restores them onto a fresh volume made
+// TestFileBackupAndRestore backs up the files of a mounted ext4, XFS and
+// btrfs volume through a snapshot, then restores them onto a fresh volume made
 // with the same filesystem, UUID and label, fsck-clean and equal.
 func TestFileBackupAndRestore(t *testing.T) {
-	for _, fstype := range []string{"ext4", "xfs"} {
+	// mkfs.btrfs refuses a UUID in use, and the original is still here:
+	// its copy gets a new one.
+	for _, tt := range []struct {
+		fstype  string
+		newUUID bool
+	}{{"ext4", false}, {"xfs", false}, {"btrfs", true}} {
+		fstype := tt.fstype
 		t.Run(fstype, func(t *testing.T) {
+			_, err := exec.LookPath("mkfs." + fstype)
+			testtree.Require(t, err == nil, "mkfs.%s", fstype)
 			e := newEnv(t, 1<<30)
 			dev := e.newVolume("web", 320*mib, fstype)
 			origin := e.mountAt(dev)
@@ -70,18 +79,23 @@ func TestFileBackupAndRestore(t *testing.T) {
 				t.Fatalf("snapshots %+v, want one of files from lvm:vg0/web", snaps)
 			}
 
-			r := e.mustHS("lvm", "restore", snaps[0].ID, "vg0/web-new", "--size", "auto")
+			args := []string{"lvm", "restore", snaps[0].ID, "vg0/web-new", "--size", "auto"}
+			if tt.newUUID {
+				args = append(args, "--new-uuid")
+			}
+			r := e.mustHS(args...)
 			if !strings.Contains(r.stdout, "fsck clean") {
 				t.Errorf("restore did not report a clean fsck:\n%s", r)
 			}
 			newDev := e.lvs()["web-new"].Path
 			for _, tag := range []string{"TYPE", "UUID", "LABEL"} {
-				if got, want := blkid(t, newDev, tag), blkid(t, dev, tag); got != want {
-					t.Errorf("restored %s %q, want %q", tag, got, want)
+				got, orig := blkid(t, newDev, tag), blkid(t, dev, tag)
+				if same := tag == "TYPE" || !tt.newUUID; (got == orig) != same {
+					t.Errorf("restored %s %q, original %q; want them equal: %v", tag, got, orig, same)
 				}
 			}
 			fsckClean(t, newDev, fstype)
-			restored := e.mountAt(newDev, "-o", map[string]string{"ext4": "ro", "xfs": "ro,nouuid"}[fstype])
+			restored := e.mountAt(newDev, "-o", map[string]string{"ext4": "ro", "xfs": "ro,nouuid", "btrfs": "ro"}[fstype])
 			diffs, err := treecmp.Compare(origin, restored, treecmp.Options{SkipRootMeta: true,
 				Exclude: func(p string, _ uint32) bool { return p == "lost+found" }})
 			if err != nil || len(diffs) != 0 {
@@ -93,7 +107,7 @@ func TestFileBackupAndRestore(t *testing.T) {
 
 func fsckClean(t *testing.T, dev, fstype string) {
 	t.Helper()
-	cmd := map[string][]string{"ext4": {"e2fsck", "-f", "-n"}, "xfs": {"xfs_repair", "-n"}}[fstype]
+	cmd := map[string][]string{"ext4": {"e2fsck", "-f", "-n"}, "xfs": {"xfs_repair", "-n"}, "btrfs": {"btrfs", "check", "--readonly"}}[fstype]
 	if out, err := exec.Command(cmd[0], append(cmd[1:], dev)...).CombinedOutput(); err != nil {
 		t.Errorf("%s %s: %v\n%s", strings.Join(cmd, " "), dev, err, out)
 	}

@@ -215,7 +215,7 @@ func (e *env) newVolume(name string, size int64, fstype string) string {
 	return dev
 }
 
-var mkfsQuiet = map[string]string{"ext4": "-q", "xfs": "-q"}
+var mkfsQuiet = map[string]string{"ext4": "-q", "xfs": "-q", "btrfs": "-q"}
 
 // mountAt mounts dev at a new directory, unmounted when the test ends.
 func (e *env) mountAt(dev string, opts ...string) string {
