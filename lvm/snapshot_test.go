@@ -106,7 +106,7 @@ func TestCreateSnapshot(t *testing.T) {
 	}
 }
 
-func TestCreateSnapshotNames(t *testing.T) {
+func TestCreateSnapshotNoFreeSpace(t *testing.T) {
 	r := (&recorder{}).
 		on("lvs --reportformat json --units b --nosuffix -o "+lvFields+" vg0/web", lvsJSON(lvRow("vg0", "web", "-wi-ao----", "", 1<<30, "")), nil).
 		on("vgs", vgsJSON("vg0", 1<<30, 0, 4*mib), nil)
