@@ -3,6 +3,7 @@ package fuse
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +32,10 @@ func TestUnmount(t *testing.T) {
 		{"Ctrl-C", signal(syscall.SIGINT), false},
 		{"Ctrl-C with a file open", signal(syscall.SIGINT), true},
 		{"fusermount3 -u", func(_ *exec.Cmd, mnt string) error {
-			return exec.Command("fusermount3", "-u", mnt).Run()
+			if out, err := exec.Command("fusermount3", "-u", mnt).CombinedOutput(); err != nil {
+				return fmt.Errorf("fusermount3 -u: %v: %s", err, out)
+			}
+			return nil
 		}, false},
 	}
 	for _, tc := range tests {
