@@ -84,3 +84,12 @@ func checkElem(elem string) error {
 	}
 	return nil
 }
+
+// JoinPrefix names object name under prefix ("" for none), as the object
+// stores that share one namespace between repositories lay them out.
+func JoinPrefix(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "/" + name
+}

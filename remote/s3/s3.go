@@ -121,12 +121,7 @@ func (b *Backend) Close() error {
 }
 
 // key maps an object name to its S3 key under the prefix.
-func (b *Backend) key(name string) string {
-	if b.cfg.Prefix == "" {
-		return name
-	}
-	return b.cfg.Prefix + "/" + name
-}
+func (b *Backend) key(name string) string { return remote.JoinPrefix(b.cfg.Prefix, name) }
 
 // Save uploads with a known size, so minio-go sends one PUT up to the
 // part size and a multipart upload above it. Neither leaves a visible

@@ -123,12 +123,7 @@ func (b *Backend) Close() error {
 }
 
 // key maps an object name to its Swift object name under the prefix.
-func (b *Backend) key(name string) string {
-	if b.cfg.Prefix == "" {
-		return name
-	}
-	return b.cfg.Prefix + "/" + name
-}
+func (b *Backend) key(name string) string { return remote.JoinPrefix(b.cfg.Prefix, name) }
 
 // Save sends one PUT with a known length and the MD5 as ETag, so that
 // Swift stores nothing when the body ends early and refuses (422) a body
