@@ -3,8 +3,8 @@ package chunkstore
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"

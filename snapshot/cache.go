@@ -99,6 +99,7 @@ func (c *cache[K, V]) done(it *cacheItem[K, V]) {
 		c.release(it.val)
 	}
 }
+
 // loading reports whether key is cached or on its way, so that read-ahead
 // does not queue work that is already done.
 func (c *cache[K, V]) loading(key K) bool {
