@@ -2,7 +2,7 @@
 // memcached and the account, container, object and proxy servers from
 // Debian's packages, on 127.0.0.1 at ports of their own, with tempauth and
 // s3api, everything under a temporary directory, stopped when the test
-// ends. The packages come from integration/scripts/install-swift.sh;
+// ends. The packages come from integration/scripts/install-test-deps.sh;
 // without them the test is skipped, except under CI=true, where it fails.
 package swifttest
 
@@ -109,7 +109,7 @@ func StartWith(t testing.TB, o Options) *Server {
 
 func skipOrFail(t testing.TB, missing string) {
 	t.Helper()
-	msg := fmt.Sprintf("Swift not installed (%s missing): run integration/scripts/install-swift.sh", missing)
+	msg := fmt.Sprintf("Swift not installed (%s missing): run integration/scripts/install-test-deps.sh", missing)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
