@@ -169,16 +169,20 @@ func leftOutBy(rec *Record) (func(rel, name string) bool, error) {
 		return nil, fmt.Errorf("snapshot %s: %w", rec.Time.Format(time.RFC3339), err)
 	}
 	excl.SetRoot(rec.Source)
-	return func(rel, name string) bool {
-		if excl.Excluded(rel, name) {
-			return true
-		}
-		// Incomplete entries read "path: reason".
-		for _, e := range rec.Incomplete {
-			if strings.HasPrefix(e, rel+": ") {
-				return true
+	// Incomplete entries read "path: reason", and a path may hold ": "
+	// itself: every split is a candidate path.
+	unread := make(map[string]bool)
+	for _, e := range rec.Incomplete {
+		for i := strings.Index(e, ": "); i >= 0; {
+			unread[e[:i]] = true
+			j := strings.Index(e[i+2:], ": ")
+			if j < 0 {
+				break
 			}
+			i += 2 + j
 		}
-		return false
+	}
+	return func(rel, name string) bool {
+		return excl.Excluded(rel, name) || unread[rel]
 	}, nil
 }

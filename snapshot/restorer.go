@@ -47,6 +47,7 @@ type restorer struct {
 	opts   RestoreOptions
 	prog   *RestoreProgress
 	rootfd int
+	root   bool // running as root, whom no directory mode locks out
 	jobs   chan *chunkWrite
 	names  *fsmeta.IDNames
 
@@ -104,7 +105,7 @@ func Restore(ctx context.Context, repo Repo, rec *Record, sub, target string, o 
 		return nil, &os.PathError{Op: "open", Path: target, Err: err}
 	}
 	defer unix.Close(rootfd)
-	r := &restorer{repo: repo, opts: o, prog: prog, rootfd: rootfd, jobs: make(chan *chunkWrite, 64),
+	r := &restorer{repo: repo, opts: o, prog: prog, rootfd: rootfd, root: os.Geteuid() == 0, jobs: make(chan *chunkWrite, 64),
 		names: fsmeta.NewIDNames(4096), links: make(map[[2]uint64]string)}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -223,7 +224,7 @@ func isDevice(n *Node) bool { return n.Type == TypeCharDev || n.Type == TypeBloc
 // their metadata by path: without root, a directory without write and
 // search permission for its owner can be neither.
 func (r *restorer) blocksUs(n *Node) bool {
-	return os.Geteuid() != 0 && n.Mode&0o300 != 0o300
+	return !r.root && n.Mode&0o300 != 0o300
 }
 
 // deferDir keeps a directory's metadata for the end of the restore. Such
