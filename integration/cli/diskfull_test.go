@@ -20,19 +20,20 @@ const noSpace = "no space left on device"
 // each one here needs well under a second when it works.
 const promptLimit = 30 * time.Second
 
-// TestDiskFullRepository backs up 100 MiB into a repository on a 48 MiB
+// TestDiskFullRepository backs up 95 MiB into a repository on a 48 MiB
 // filesystem. The backup must fail saying why and record nothing. The
-// small files sort first, so a pack the failed backup finished holds them
-// and the backup of the small files alone fits beside it: removing the big
-// source file frees nothing on the repository's disk, and nothing (no
-// prune) can remove the unreferenced pack.
+// small files alone (5 MiB) fit in what the failed backup leaves free
+// whether or not a pack it finished holds them (with two readers, the big
+// file's chunks share packs with theirs): removing the big source file
+// frees nothing on the repository's disk, and nothing (no prune) can
+// remove the unreferenced pack.
 func TestDiskFullRepository(t *testing.T) {
 	mnt, _ := loopMount(t, "ext4", 48*mib, "-q")
 	repo := filepath.Join(mnt, "repo")
 	initRepo(t, repo)
 	src := t.TempDir()
 	for i := range 10 {
-		writeRandomFile(t, filepath.Join(src, "a-small", fmt.Sprintf("s%d.bin", i)), mib, 700+uint64(i))
+		writeRandomFile(t, filepath.Join(src, "a-small", fmt.Sprintf("s%d.bin", i)), mib/2, 700+uint64(i))
 	}
 	biggest := filepath.Join(src, "z-big.bin")
 	writeRandomFile(t, biggest, 90*mib, 7)
@@ -56,7 +57,7 @@ func TestDiskFullRepository(t *testing.T) {
 	}
 	r = hsPrompt(t, promptLimit, "backup", "--repo", repo, "--json", src)
 	if r.code != 0 {
-		t.Fatalf("backup of the 10 MiB left after the 90 MiB file was removed: %s\n%s", r, df(mnt))
+		t.Fatalf("backup of the 5 MiB left after the 90 MiB file was removed: %s\n%s", r, df(mnt))
 	}
 	if r := hs(t, "check", "--repo", repo, "--read-data"); r.code != 0 {
 		t.Errorf("check after running out of space and a successful backup: %s", r)
