@@ -43,6 +43,9 @@ func apply(t *testing.T, dir string, st treeState) {
 		}
 		rel, _ := filepath.Rel(dir, p)
 		want, ok := st[rel]
+		if !ok && fi.IsDir() && holds(st, rel) {
+			ok, want = true, "/"
+		}
 		if !ok || (want == "/") != fi.IsDir() {
 			if err := os.RemoveAll(p); err != nil {
 				return err
@@ -69,6 +72,16 @@ func apply(t *testing.T, dir string, st treeState) {
 		}
 		writeFile(t, p, []byte(content))
 	}
+}
+
+// holds reports whether st has anything below dir.
+func holds(st treeState, dir string) bool {
+	for p := range st {
+		if strings.HasPrefix(p, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // historyRepo backs up every state with an hour between them, and
