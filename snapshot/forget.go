@@ -76,7 +76,7 @@ func Forget(ctx context.Context, repo EditRepo, ids []blob.ID) error {
 			return err
 		}
 	}
-	for _, id := range ids {
+	for id := range gone {
 		if err := repo.RemoveSnapshot(ctx, id); err != nil {
 			return fmt.Errorf("remove snapshot %s: %w", id.Short(), err)
 		}

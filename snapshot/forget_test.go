@@ -286,4 +286,7 @@ func TestForgetRefuses(t *testing.T) {
 	if all, _ := snapshot.List(context.Background(), repo); len(all) != len(snaps) {
 		t.Fatalf("a refused forget removed snapshots: %d left", len(all))
 	}
+	if err := snapshot.Forget(context.Background(), repo, []blob.ID{snaps[0].ID, snaps[0].ID}); err != nil {
+		t.Fatalf("an ID named twice: %v", err)
+	}
 }
