@@ -107,3 +107,11 @@ func (p *BufferPool) Put(b []byte) {
 	p.free[c] = append(p.free[c], b)
 	p.freeBytes += cap(b)
 }
+
+// Drop lets go of every free buffer, for a process about to sit idle.
+func (p *BufferPool) Drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clear(p.free[:])
+	p.freeBytes = 0
+}

@@ -14,20 +14,50 @@ import (
 )
 
 // entryNode is one entry of a snapshot's tree, of any type: the kernel
-// only sends each type the calls that fit it.
+// only sends each type the calls that fit it. The kernel keeps a node for
+// every entry it has seen, a hundred thousand after one find, so a node
+// keeps only what its calls need, not the whole Entry: no name (go-fuse
+// keeps it), and what few entries have behind one pointer.
 type entryNode struct {
 	fusefs.Inode
 	readOnly
-	m    *mount
-	snap uint64 // the snapshot root's inode number, which link groups hang off
-	e    Entry
+	m                  *mount
+	snap               uint64 // the snapshot root's inode number, which link groups hang off
+	mode, uid, gid     uint32
+	nlink              uint32
+	size, blocks       uint64
+	atime, mtime, ctim int64
+	ref                any
+	rare               *rareAttrs // nil for most entries
+}
+
+// rareAttrs are the attributes most entries lack.
+type rareAttrs struct {
+	target string
+	xattrs []Xattr
+	rdev   uint64
 }
 
 // newEntry makes the inode of entry e, numbered ino, and fills out.
 func (m *mount) newEntry(ctx context.Context, parent *fusefs.Inode, snap, ino uint64, e Entry, out *fuse.EntryOut) *fusefs.Inode {
 	fillAttr(&out.Attr, &e)
-	n := &entryNode{m: m, snap: snap, e: e}
+	n := &entryNode{m: m, snap: snap, mode: e.Mode, uid: e.UID, gid: e.GID, nlink: e.Nlink, size: e.Size, blocks: e.Blocks,
+		atime: e.Atime, mtime: e.Mtime, ctim: e.Ctime, ref: e.Ref}
+	if e.Target != "" || len(e.Xattrs) > 0 || e.Rdev != 0 {
+		n.rare = &rareAttrs{target: e.Target, xattrs: e.Xattrs, rdev: e.Rdev}
+	}
 	return parent.NewInode(ctx, n, fusefs.StableAttr{Mode: e.Mode & syscall.S_IFMT, Ino: ino})
+}
+
+// entry gives the node's Entry back, without its name, which the
+// Repository's methods do not need.
+func (n *entryNode) entry() Entry {
+	e := Entry{Mode: n.mode, UID: n.uid, GID: n.gid, Nlink: n.nlink, Size: n.size, Blocks: n.blocks,
+		Atime: n.atime, Mtime: n.mtime, Ctime: n.ctim, Ref: n.ref}
+	if n.rare != nil {
+		e.Target, e.Xattrs, e.Rdev = n.rare.target, n.rare.xattrs, n.rare.rdev
+	}
+	return e
 }
 
 func fillAttr(a *fuse.Attr, e *Entry) {
@@ -59,12 +89,14 @@ func splitNs(ns int64) (uint64, uint32) {
 func (n *entryNode) path() string { return n.Path(nil) }
 
 func (n *entryNode) Getattr(_ context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	fillAttr(&out.Attr, &n.e)
+	e := n.entry()
+	fillAttr(&out.Attr, &e)
 	return 0
 }
 
 func (n *entryNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	e, err := n.m.repo.Lookup(ctx, &n.e, name)
+	dir := n.entry()
+	e, err := n.m.repo.Lookup(ctx, &dir, name)
 	if errno := n.m.errno(err, "reading directory", n.path()); errno != 0 {
 		return nil, errno
 	}
@@ -76,7 +108,8 @@ func (n *entryNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 // than finding and converting every entry a second time. A snapshot's
 // directories never change, so the kernel may keep their listings.
 func (n *entryNode) OpendirHandle(ctx context.Context, _ uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	list, err := n.m.repo.List(ctx, &n.e)
+	dir := n.entry()
+	list, err := n.m.repo.List(ctx, &dir)
 	if errno := n.m.errno(err, "reading directory", n.path()); errno != 0 {
 		return nil, 0, errno
 	}
@@ -125,11 +158,11 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 func (d *dirHandle) ino(e *Entry) uint64 { return entryIno(d.dir.snap, d.dir.StableAttr().Ino, e) }
 
 func (n *entryNode) Readlink(context.Context) ([]byte, syscall.Errno) {
-	return []byte(n.e.Target), 0
+	return []byte(n.entry().Target), 0
 }
 
 func (n *entryNode) Getxattr(_ context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	for _, x := range n.e.Xattrs {
+	for _, x := range n.entry().Xattrs {
 		if x.Name == attr {
 			return copyOut(dest, x.Value)
 		}
@@ -139,7 +172,7 @@ func (n *entryNode) Getxattr(_ context.Context, attr string, dest []byte) (uint3
 
 func (n *entryNode) Listxattr(_ context.Context, dest []byte) (uint32, syscall.Errno) {
 	var b strings.Builder
-	for _, x := range n.e.Xattrs {
+	for _, x := range n.entry().Xattrs {
 		b.WriteString(x.Name)
 		b.WriteByte(0)
 	}
@@ -164,7 +197,8 @@ func (n *entryNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, 
 	if flags&writeFlags != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	f, err := n.m.repo.Open(ctx, &n.e)
+	file := n.entry()
+	f, err := n.m.repo.Open(ctx, &file)
 	if errno := n.m.errno(err, "opening file", n.path()); errno != 0 {
 		return nil, 0, errno
 	}
@@ -191,10 +225,10 @@ func (n *entryNode) Lseek(_ context.Context, fh fusefs.FileHandle, off uint64, w
 		}
 		return uint64(d), 0
 	case unix.SEEK_HOLE:
-		if off >= n.e.Size {
+		if off >= n.size {
 			return 0, syscall.ENXIO
 		}
-		return uint64(min(f.NextHole(int64(off)), int64(n.e.Size))), 0
+		return uint64(min(f.NextHole(int64(off)), int64(n.size))), 0
 	}
 	return 0, syscall.EINVAL
 }

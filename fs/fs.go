@@ -92,6 +92,9 @@ type Repository interface {
 	Snapshots(ctx context.Context) ([]Snapshot, error)
 	// Root returns the entry of a snapshot's top directory.
 	Root(ctx context.Context, s *Snapshot) (Entry, error)
+	// List, Lookup and Open get back an Entry the Repository returned,
+	// without its Name: fs keeps no names of its own.
+	//
 	// List returns a directory's entries sorted by name.
 	List(ctx context.Context, dir *Entry) ([]Entry, error)
 	Lookup(ctx context.Context, dir *Entry, name string) (Entry, error)

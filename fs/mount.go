@@ -74,8 +74,8 @@ func Mount(ctx context.Context, dir string, repo Repository, o Options) (*Server
 			// ACL grants, as on the source system, not what the group bits
 			// (the ACL's mask) suggest.
 			EnableAcl: true,
-			FsName:  "hindsight",
-			Name:    "hindsight",
+			FsName:    "hindsight",
+			Name:      "hindsight",
 			// Reads of up to 1 MiB (a typical chunk) per request: fewer
 			// round trips for sequential reads.
 			MaxWrite:     1 << 20,

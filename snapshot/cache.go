@@ -132,3 +132,19 @@ func (c *cache[K, V]) fill(ctx context.Context, key K, call *cacheCall[V], load 
 	c.mu.Unlock()
 	close(call.done)
 }
+
+// clear evicts everything; values still held are released when done.
+func (c *cache[K, V]) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for e := c.order.Front(); e != nil; e = e.Next() {
+		it := e.Value.(*cacheItem[K, V])
+		it.evicted = true
+		if it.refs == 0 && c.release != nil {
+			c.release(it.val)
+		}
+	}
+	c.order.Init()
+	clear(c.items)
+	c.used = 0
+}

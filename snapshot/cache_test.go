@@ -87,3 +87,35 @@ func TestCacheConcurrentRelease(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCacheClear empties the cache: values nobody holds are released at
+// once, a held one when its holder is done, each exactly once, and the
+// cache then loads afresh.
+func TestCacheClear(t *testing.T) {
+	ctx := context.Background()
+	c, released := testCache(10)
+	for k := range 3 {
+		if _, err := c.get(ctx, k, loadVal(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, done, err := c.acquire(ctx, 1, loadVal(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.clear()
+	if got := slices.Sorted(slices.Values(*released)); !slices.Equal(got, []int{0, 2}) {
+		t.Errorf("released %v on clear, want [0 2]", got)
+	}
+	done()
+	if held.releases.Load() != 1 {
+		t.Errorf("the held value was released %d times after done, want 1", held.releases.Load())
+	}
+	if c.loading(0) || c.used != 0 {
+		t.Errorf("after clear: key 0 cached %v, %d bytes used", c.loading(0), c.used)
+	}
+	v, err := c.get(ctx, 0, loadVal(0))
+	if err != nil || v.releases.Load() != 0 {
+		t.Errorf("loading again after clear: %v, released %d times", err, v.releases.Load())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
@@ -126,4 +127,34 @@ func TestFileReaderConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestTrimIdle drops cached content only after the given idle time, once
+// per idle spell, and reads work as before afterwards.
+func TestTrimIdle(t *testing.T) {
+	v, n, want := sparseFile(t)
+	read := func() {
+		t.Helper()
+		got := make([]byte, len(want))
+		if _, err := v.Open(n).ReadAt(context.Background(), got, 0); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatal("read other bytes")
+		}
+	}
+	read()
+	if v.TrimIdle(time.Hour) {
+		t.Error("trimmed before an hour of idleness")
+	}
+	if !v.TrimIdle(0) || v.chunks.used != 0 {
+		t.Errorf("not trimmed: %d bytes still cached", v.chunks.used)
+	}
+	if v.TrimIdle(0) {
+		t.Error("trimmed twice in one idle spell")
+	}
+	read()
+	if v.chunks.used == 0 || !v.TrimIdle(0) {
+		t.Error("a read after the trim was not cached, or not trimmed again")
+	}
 }

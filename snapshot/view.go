@@ -3,6 +3,8 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
@@ -32,6 +34,10 @@ type View struct {
 	// bufs recycles the chunks the cache evicts: decrypting into fresh
 	// allocations cost a tenth of a cold read's CPU in zeroing alone.
 	bufs *chunkstore.BufferPool
+	// lastRead is when file content was last asked for (UnixNano), and
+	// trimmed whether the chunks were dropped since.
+	lastRead atomic.Int64
+	trimmed  atomic.Bool
 }
 
 // NewView returns a View of repo.
@@ -55,6 +61,21 @@ func NewView(repo Repo, o ViewOptions) *View {
 	}
 	v.chunks = newCache[blob.ID, []byte](o.BlobCache, v.bufs.Put)
 	return v
+}
+
+// TrimIdle drops the cached file content and its recycled buffers when no
+// content was read for idle, and reports whether it dropped anything. A
+// mount spends most of its life idle; the kernel's page cache keeps what
+// was read anyway, so holding tens of megabytes for the next reader
+// would save it little.
+func (v *View) TrimIdle(idle time.Duration) bool {
+	if v.trimmed.Load() || time.Since(time.Unix(0, v.lastRead.Load())) < idle {
+		return false
+	}
+	v.trimmed.Store(true)
+	v.chunks.clear()
+	v.bufs.Drop()
+	return true
 }
 
 // Repo returns the repository the view reads.
@@ -86,6 +107,8 @@ func (v *View) Tree(ctx context.Context, id blob.ID) (*Tree, error) {
 // chunk returns the plaintext of one data chunk, checked against its size
 // in the file's content list, and the function to call once done with it.
 func (v *View) chunk(ctx context.Context, c Chunk) ([]byte, func(), error) {
+	v.lastRead.Store(time.Now().UnixNano())
+	v.trimmed.Store(false)
 	return v.chunks.acquire(ctx, c.ID, func(ctx context.Context) ([]byte, int64, error) {
 		buf := v.bufs.Get(int(c.Size))
 		b, err := v.repo.LoadBlob(ctx, blob.Data, c.ID, buf)

@@ -52,13 +52,15 @@ func main() {
 	stopProfile := startProfile(os.Getenv("HINDSIGHT_CPUPROFILE"))
 	code := a.run(ctx, os.Args[1:])
 	stopProfile()
+	writeHeapProfile(os.Getenv("HINDSIGHT_HEAPPROFILE"))
 	stop()
 	os.Exit(code)
 }
 
-// startProfile writes a CPU profile of the whole run to path, for the
-// benchmarks under integration/bench; the variable is for developers and
-// not documented to users.
+// startProfile writes a CPU profile of the whole run to path, and
+// writeHeapProfile what the heap held at the end, for the benchmarks under
+// integration/bench; the variables are for developers and not documented
+// to users.
 func startProfile(path string) (stop func()) {
 	if path == "" {
 		return func() {}
@@ -213,4 +215,17 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
+}
+
+func writeHeapProfile(path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hindsight: HINDSIGHT_HEAPPROFILE: %v\n", err)
+	}
 }

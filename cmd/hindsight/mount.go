@@ -105,7 +105,8 @@ func (a *app) runMount(ctx context.Context, dir string, fl mountFlags) error {
 		return err
 	}
 	defer s.close()
-	srv, err := fs.Mount(s.ctx, dir, newMountRepo(s.repo), fs.Options{
+	mr := newMountRepo(s.repo)
+	srv, err := fs.Mount(s.ctx, dir, mr, fs.Options{
 		AllowOther: fl.allowOther, Refresh: fl.refresh, Logger: a.log, Debug: fl.debugFUSE,
 	})
 	if err != nil {
@@ -119,6 +120,7 @@ func (a *app) runMount(ctx context.Context, dir string, fl mountFlags) error {
 		defer os.Remove(fl.pidFile)
 	}
 	a.announceReady(dir, fl)
+	go mr.trimWhenIdle(s.ctx)
 	done := make(chan struct{})
 	go func() {
 		srv.Wait()
@@ -253,6 +255,24 @@ func newMountRepo(repo *chunkstore.Repository) *mountRepo {
 type fileRef struct {
 	tree blob.ID
 	name string
+}
+
+// trimWhenIdle gives the cached file content back to the system once
+// nobody has read any for a while: the collector would otherwise keep the
+// freed pages for the next burst, and an idle mount would hold them.
+func (r *mountRepo) trimWhenIdle(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if r.view.TrimIdle(2 * time.Second) {
+				debug.FreeOSMemory()
+			}
+		}
+	}
 }
 
 func (r *mountRepo) Snapshots(ctx context.Context) ([]fs.Snapshot, error) {
