@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/chunkstore/codec"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
 	"github.com/hindsight-backup/hindsight/chunkstore/pack"
 	"github.com/hindsight-backup/hindsight/remote"
@@ -246,11 +247,14 @@ func (c *packChecker) readData(ctx context.Context, id blob.ID, entries []pack.E
 	return nil
 }
 
-// unwrapCorrupt drops the "pack X is corrupt" wrapping of err, for a
-// message that names the pack already.
+// unwrapCorrupt drops the "pack X is corrupt" and "blob Y" wrappings of
+// err, for a message that names pack and blob already.
 func unwrapCorrupt(err error) error {
 	if ce, ok := errors.AsType[*CorruptPackError](err); ok {
-		return ce.Err
+		err = ce.Err
+	}
+	if ce, ok := errors.AsType[*codec.Error](err); ok {
+		err = ce.Err
 	}
 	return err
 }

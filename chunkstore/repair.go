@@ -26,11 +26,11 @@ type RepairOptions struct {
 
 // RepairStats say what RepairPacks found and did.
 type RepairStats struct {
-	Packs   int // packs examined
-	Missing int // of those, absent here or of the wrong size
-	Damaged int // present, but their bytes do not hash to their name
-	Fetched int // copied from the source
-	Bytes   int64
+	Packs   int   // packs examined
+	Missing int   // of those, absent here or of the wrong size
+	Damaged int   // present, but their bytes do not hash to their name
+	Fetched int   // copied from the source
+	Bytes   int64 // of the recoverable packs
 	// Recoverable lists the missing and damaged packs the source holds
 	// whole; with DryRun nothing was fetched, so these are what a real run
 	// would fetch.
@@ -121,9 +121,9 @@ func (st *RepairStats) add(p index.PackInfo, res packRepair) {
 		return
 	}
 	st.Recoverable = append(st.Recoverable, p.ID)
+	st.Bytes += p.Size
 	if res.fetched {
 		st.Fetched++
-		st.Bytes += p.Size
 	}
 }
 
