@@ -11,6 +11,7 @@ import (
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/remote/local"
 	"github.com/hindsight-backup/hindsight/snapshot"
 )
 
@@ -116,7 +117,10 @@ func (a *app) runCheck(ctx context.Context, o checkOptions) error {
 	}
 	defer s.close()
 	rep := &checkReport{a: a, json: o.json}
-	if s.repo.IndexCreated() {
+	// A remote repository's index is a cache on this machine, which a new
+	// machine builds as a matter of course; a local one's is part of the
+	// repository, and gone only if something removed it.
+	if _, inside := s.repo.Backend().(*local.Backend); inside && s.repo.IndexCreated() {
 		rep.add(checkLine{level: "notice", area: "index", msg: "the local index was missing or outdated: built again from the index segments"})
 	}
 	prog := &checkProgress{}
