@@ -52,7 +52,7 @@ type PackLoss struct {
 // replaced by src's copy, once that copy hashes to the pack's name. A
 // damaged copy here is replaced only by a good one, never removed.
 func (r *Repository) RepairPacks(ctx context.Context, src remote.Backend, o RepairOptions) (RepairStats, error) {
-	packs, err := r.packsToRepair(o.Packs)
+	packs, err := r.packsToRepair(ctx, o.Packs)
 	if err != nil {
 		return RepairStats{}, err
 	}
@@ -80,11 +80,15 @@ func (r *Repository) RepairPacks(ctx context.Context, src remote.Backend, o Repa
 	return st, err
 }
 
-func (r *Repository) packsToRepair(only []blob.ID) ([]index.PackInfo, error) {
+func (r *Repository) packsToRepair(ctx context.Context, only []blob.ID) ([]index.PackInfo, error) {
 	if only == nil {
 		var packs []index.PackInfo
 		err := r.idx.Packs(func(p index.PackInfo) error { packs = append(packs, p); return nil })
-		return packs, err
+		if err != nil {
+			return nil, err
+		}
+		lost, err := r.unindexedPacks(ctx)
+		return append(packs, lost...), err
 	}
 	packs := make([]index.PackInfo, 0, len(only))
 	for _, id := range only {
@@ -153,6 +157,9 @@ func (r *Repository) repairPack(ctx context.Context, src remote.Backend, p index
 		res.lost = "not on " + src.Location() + " either"
 	case !dryRun:
 		ok, err := r.fetchPack(ctx, src, p)
+		if err == nil && ok {
+			err = r.indexFetched(ctx, p)
+		}
 		if err != nil {
 			return res, err
 		}

@@ -154,3 +154,33 @@ func load(t *testing.T, be remote.Backend, name string) []byte {
 	}
 	return b
 }
+
+// A rebuild leaves out a pack the repository lost, so that backups store
+// its blobs anew; a repair from a replica still finds it through the
+// segments, and puts it back into the index.
+func TestRepairAfterRebuildLeftPackOut(t *testing.T) {
+	r, blobs := pushRepo(t)
+	dst := newRecorder(t)
+	push(t, r, dst)
+	var lost index.PackInfo
+	r.idx.Packs(func(p index.PackInfo) error { lost = p; return nil })
+	if err := os.Remove(filepath.Join(r.be.Location(), packName(lost.ID))); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.RebuildIndex(t.Context(), nil)
+	if err != nil || !slices.Equal(st.MissingPacks, []blob.ID{lost.ID}) {
+		t.Fatalf("rebuild: %+v, %v; want pack %s missing", st, err, lost.ID.Short())
+	}
+	if ok, _ := r.idx.HasPack(lost.ID); ok {
+		t.Fatal("the rebuilt index lists the lost pack")
+	}
+	rs, err := r.RepairPacks(t.Context(), dst, RepairOptions{})
+	if err != nil || rs.Fetched != 1 || rs.Missing != 1 {
+		t.Fatalf("repair after the rebuild: %+v, %v", rs, err)
+	}
+	for id, want := range blobs {
+		if got, err := r.LoadBlob(t.Context(), blob.Data, id, nil); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("blob %s: %v", id.Short(), err)
+		}
+	}
+}

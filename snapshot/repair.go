@@ -34,6 +34,8 @@ type RepairOptions struct {
 	// Report is told of every snapshot repaired (or, with DryRun, that
 	// would be).
 	Report func(Repair)
+	// Progress, if set, is called after each snapshot is walked.
+	Progress func(done, total int)
 }
 
 // RepairAction is what happened to one snapshot.
@@ -74,10 +76,13 @@ func RepairSnapshots(ctx context.Context, repo RepairRepo, o RepairOptions) erro
 	Sort(snaps)
 	w := newRewriter(repo, o.Damage, o.DryRun)
 	var changes []change
-	for _, s := range snaps {
+	for i, s := range snaps {
 		c, err := w.snapshot(ctx, s)
 		if err != nil {
 			return fmt.Errorf("snapshot %s: %w", s.ID.Short(), err)
+		}
+		if o.Progress != nil {
+			o.Progress(i+1, len(snaps))
 		}
 		if c == nil {
 			continue

@@ -96,7 +96,10 @@ func (p *checkProgress) set(phase string, done, total int) {
 }
 
 func (p *checkProgress) render(time.Duration) (string, string) {
-	line := fmt.Sprintf("%s: %d of %d", p.phase.Load(), p.done.Load(), p.total.Load())
+	line := fmt.Sprint(p.phase.Load())
+	if t := p.total.Load(); t > 0 {
+		line += fmt.Sprintf(": %d of %d", p.done.Load(), t)
+	}
 	if t := p.readTotal.Load(); t > 0 && p.phase.Load() == "packs" {
 		line += fmt.Sprintf(", %s of %s read", formatBytes(uint64(p.readDone.Load())), formatBytes(uint64(t)))
 	}
@@ -116,17 +119,17 @@ func (a *app) runCheck(ctx context.Context, o checkOptions) error {
 		return err
 	}
 	defer s.close()
-	rep := &checkReport{a: a, json: o.json}
+	prog := &checkProgress{}
+	prog.set("index segments", 0, 0)
+	stop, above := a.startStatusAbove(prog.render)
+	defer stop()
+	rep := &checkReport{a: a, json: o.json, above: above}
 	// A remote repository's index is a cache on this machine, which a new
 	// machine builds as a matter of course; a local one's is part of the
 	// repository, and gone only if something removed it.
 	if _, inside := s.repo.Backend().(*local.Backend); inside && s.repo.IndexCreated() {
 		rep.add(checkLine{level: "notice", area: "index", msg: "the local index was missing or outdated: built again from the index segments"})
 	}
-	prog := &checkProgress{}
-	prog.set("index segments", 0, 0)
-	stop := a.startStatus(prog.render)
-	defer stop()
 	if err := s.repo.CheckSegments(s.ctx, rep.segmentProblem); err != nil {
 		return s.err(fmt.Errorf("checking index segments: %w", err))
 	}
@@ -134,6 +137,7 @@ func (a *app) runCheck(ctx context.Context, o checkOptions) error {
 	if err != nil {
 		return s.err(fmt.Errorf("checking packs: %w", err))
 	}
+	prog.set("snapshot records", 0, 0)
 	snaps, unreadable, err := checkRecords(s, rep)
 	if err != nil {
 		return s.err(fmt.Errorf("reading snapshot records: %w", err))

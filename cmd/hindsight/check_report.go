@@ -11,6 +11,7 @@ import (
 type checkReport struct {
 	a       *app
 	json    bool
+	above   func(func()) // prints clear of the status line
 	damage  int
 	notices int
 }
@@ -30,6 +31,10 @@ func (r *checkReport) add(l checkLine) {
 	} else {
 		r.notices++
 	}
+	r.above(func() { r.print(l) })
+}
+
+func (r *checkReport) print(l checkLine) {
 	if r.json {
 		_ = writeJSON(r.a.stdout, struct {
 			Level    string    `json:"level"`

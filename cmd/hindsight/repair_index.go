@@ -25,8 +25,10 @@ index is replaced only when the new one is complete. Takes an exclusive
 lock. 'hindsight index rebuild' and 'hindsight repair index' are the same
 command.
 
-Packs whose trailer cannot be read are listed and left out; the exit code
-is then 4 ('hindsight check' tells which snapshots they hurt).`,
+Packs whose trailer cannot be read, and packs a segment lists that are
+gone, are listed and left out, so that the next backup stores their data
+anew; the exit code is then 4 ('hindsight check' tells which snapshots
+they hurt, 'hindsight repair packs' fetches them from a replica).`,
 		Example: "  " + example,
 		Args:    cobra.NoArgs,
 		RunE: a.action(func(cmd *cobra.Command, _ []string) error {
@@ -74,8 +76,9 @@ func (a *app) rebuildIndex(ctx context.Context, jsonOut bool) error {
 			TrailerPacks int      `json:"trailer_packs"`
 			BrokenPacks  []string `json:"broken_packs"`
 			Blobs        int      `json:"blobs"`
+			MissingPacks []string `json:"missing_packs"`
 			Removed      []string `json:"removed_segments"`
-		}{st.Segments, st.BadSegments, st.SegmentPacks, st.TrailerPacks, broken, st.Blobs, idStrings(dropped)})
+		}{st.Segments, st.BadSegments, st.SegmentPacks, st.TrailerPacks, broken, st.Blobs, idStrings(st.MissingPacks), idStrings(dropped)})
 	} else if !a.quiet {
 		fmt.Fprintf(a.stdout, "index rebuilt: %d blobs in %d packs\n", st.Blobs, st.SegmentPacks+st.TrailerPacks)
 		fmt.Fprintf(a.stdout, "  %d index segments read, %d unreadable (skipped)\n", st.Segments, st.BadSegments)
@@ -90,8 +93,11 @@ func (a *app) rebuildIndex(ctx context.Context, jsonOut bool) error {
 	for _, id := range broken {
 		fmt.Fprintf(a.stderr, "hindsight: pack %s: trailer unreadable, left out of the index\n", id)
 	}
-	if len(broken) > 0 {
-		return fmt.Errorf("%w: %d packs unreadable", errDamage, len(broken))
+	for _, id := range st.MissingPacks {
+		fmt.Fprintf(a.stderr, "hindsight: pack %s: listed in an index segment but missing, left out of the index ('hindsight repair packs' fetches it from a replica)\n", id)
+	}
+	if n := len(broken) + len(st.MissingPacks); n > 0 {
+		return fmt.Errorf("%w: %d packs unreadable or missing", errDamage, n)
 	}
 	return nil
 }

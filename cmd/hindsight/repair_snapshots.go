@@ -85,12 +85,20 @@ func (a *app) runRepairSnapshots(ctx context.Context, o repairSnapshotsOptions) 
 		ro.FetchFrom = "remote " + o.from
 		ro.Fetch = func(ctx context.Context, id blob.ID) ([]byte, error) { return s.repo.LoadSnapshotFrom(ctx, src, id) }
 	}
+	var done, total atomic.Int64
+	ro.Progress = func(d, t int) { done.Store(int64(d)); total.Store(int64(t)) }
+	stop, above := a.startStatusAbove(func(time.Duration) (string, string) {
+		return fmt.Sprintf("walking snapshots: %d of %d", done.Load(), total.Load()), ""
+	})
+	defer stop()
 	counts := map[snapshot.RepairAction]int{}
 	ro.Report = func(r snapshot.Repair) {
 		counts[r.Action]++
-		a.printRepair(r, o)
+		above(func() { a.printRepair(r, o) })
 	}
-	if err := snapshot.RepairSnapshots(s.ctx, s.repo, ro); err != nil {
+	err = snapshot.RepairSnapshots(s.ctx, s.repo, ro)
+	stop()
+	if err != nil {
 		return s.err(err)
 	}
 	if !a.quiet && !o.json {

@@ -89,6 +89,13 @@ func (f *fixture) deletedPack(t *testing.T) {
 	wantFindings(t, env, 4, append(named, packLine(loc.Pack)))
 	want(t, 0, env, "repair", "packs", "--from", "offsite", "--dry-run")
 	wantFindings(t, env, 4, append(named, packLine(loc.Pack)))
+	// Rebuilding the index first leaves the lost pack out of it (so that
+	// backups would store its data anew): the files are still named, and
+	// repair packs still finds the pack through the index segments.
+	if r := want(t, 4, env, "repair", "index"); !strings.Contains(r.stderr, loc.Pack.String()) {
+		t.Errorf("repair index should name the missing pack: %s", r)
+	}
+	wantFindings(t, env, 4, named)
 	f.heal(t, env, "1 missing, 0 damaged; fetched 1 from offsite")
 }
 
