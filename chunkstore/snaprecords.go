@@ -48,16 +48,34 @@ func (r *Repository) CachedSnapshot(id blob.ID) ([]byte, bool, error) {
 }
 
 // LoadSnapshotFrom returns the plaintext of record id as src holds it, once
-// it authenticates: src is a replica of this repository, made by push,
-// whose copy heals a record damaged here.
+// it authenticates: src is a replica of this repository, made by push.
 func (r *Repository) LoadSnapshotFrom(ctx context.Context, src remote.Backend, id blob.ID) ([]byte, error) {
-	b, err := loadAll(ctx, src, snapshotsPrefix+id.String())
+	plain, _, err := r.snapshotFrom(ctx, src, id)
+	return plain, err
+}
+
+// FetchSnapshot is LoadSnapshotFrom that also writes src's copy here, byte
+// for byte, healing a record damaged here: a name holds the same bytes in
+// every copy of a repository.
+func (r *Repository) FetchSnapshot(ctx context.Context, src remote.Backend, id blob.ID) ([]byte, error) {
+	plain, sealed, err := r.snapshotFrom(ctx, src, id)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot %s on %s: %w", id.Short(), src.Location(), err)
+		return nil, err
 	}
-	plain, err := r.codec.Open(nil, b, snapshotAD(id))
+	if err := saveBytes(ctx, r.be, snapshotsPrefix+id.String(), sealed); err != nil {
+		return nil, fmt.Errorf("write snapshot record: %w", err)
+	}
+	return plain, r.idx.PutSnapshot(id, plain)
+}
+
+func (r *Repository) snapshotFrom(ctx context.Context, src remote.Backend, id blob.ID) (plain, sealed []byte, err error) {
+	sealed, err = loadAll(ctx, src, snapshotsPrefix+id.String())
 	if err != nil {
-		return nil, fmt.Errorf("snapshot %s on %s: %w: %v", id.Short(), src.Location(), ErrCorrupt, err)
+		return nil, nil, fmt.Errorf("snapshot %s on %s: %w", id.Short(), src.Location(), err)
 	}
-	return plain, nil
+	plain, err = r.codec.Open(nil, sealed, snapshotAD(id))
+	if err != nil {
+		return nil, nil, fmt.Errorf("snapshot %s on %s: %w: %v", id.Short(), src.Location(), ErrCorrupt, err)
+	}
+	return plain, sealed, nil
 }

@@ -69,6 +69,11 @@ func Mount(ctx context.Context, dir string, repo Repository, o Options) (*Server
 			// before it reaches us; default_permissions makes it check
 			// the original owners and modes, as the source system did.
 			Options: []string{"ro", "default_permissions"},
+			// The kernel then also reads system.posix_acl_access through
+			// getxattr and checks it: a user named in an ACL gets what the
+			// ACL grants, as on the source system, not what the group bits
+			// (the ACL's mask) suggest.
+			EnableAcl: true,
 			FsName:  "hindsight",
 			Name:    "hindsight",
 			// Reads of up to 1 MiB (a typical chunk) per request: fewer

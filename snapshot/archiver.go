@@ -57,6 +57,7 @@ type Progress struct {
 	Files, Dirs, Others atomic.Uint64
 	Bytes               atomic.Uint64 // content bytes seen, read or not
 	ReadBytes           atomic.Uint64 // content bytes actually read
+	GuidedBytes         atomic.Uint64 // of those, bytes found unchanged in the parent's chunks, not chunked again
 	NewBytes            atomic.Uint64 // bytes in blobs the repository lacked
 	Errors              atomic.Uint64
 	Current             atomic.Pointer[string]
@@ -389,6 +390,9 @@ func (a *archiver) saveEntry(ctx context.Context, dirfd int, relName, rel, name 
 			return resolvedSkip(), nil
 		}
 		job := &fileJob{f: os.NewFile(uintptr(fd), rel), rel: rel, node: n, fut: newFuture()}
+		if pn != nil && pn.Type == TypeFile {
+			job.parent = pn.Content
+		}
 		select {
 		case a.fileCh <- job:
 		case <-ctx.Done():

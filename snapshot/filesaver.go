@@ -17,16 +17,18 @@ import (
 
 // fileJob is one regular file, opened by the walker, to be chunked.
 type fileJob struct {
-	f    *os.File
-	rel  string
-	node Node
-	fut  *future
+	f      *os.File
+	rel    string
+	node   Node
+	parent []Chunk // the file's content in the parent snapshot, if it had one
+	fut    *future
 }
 
 // chunkJob is one chunk on its way to the repository.
 type chunkJob struct {
 	data []byte
-	held int64 // bytes of the in-flight budget the buffer holds
+	held int64   // bytes of the in-flight budget the buffer holds
+	id   blob.ID // the data's ID if already known (followGuide hashed it)
 	res  chan chunkResult
 }
 
@@ -80,7 +82,7 @@ func (a *archiver) readFile(ctx context.Context, ck *chunker.Chunker, job *fileJ
 			exts = e
 		}
 	}
-	pending, err := a.chunkExtents(ctx, ck, job.f, exts, size)
+	pending, err := a.chunkExtents(ctx, ck, job.f, exts, size, newGuide(job.parent))
 	if err != nil {
 		if ctx.Err() != nil {
 			return node{}, ctx.Err()
@@ -105,14 +107,14 @@ func (a *archiver) readFile(ctx context.Context, ck *chunker.Chunker, job *fileJ
 
 // chunkExtents hands the data extents of f (of size bytes) to the blob
 // workers, and records the gaps between them as holes, in file order.
-func (a *archiver) chunkExtents(ctx context.Context, ck *chunker.Chunker, f io.ReaderAt, exts []fsmeta.Extent, size int64) ([]chan chunkResult, error) {
+func (a *archiver) chunkExtents(ctx context.Context, ck *chunker.Chunker, f io.ReaderAt, exts []fsmeta.Extent, size int64, g *guide) ([]chan chunkResult, error) {
 	var pending []chan chunkResult
 	var pos int64
 	for _, e := range exts {
 		if e.Off > pos {
 			pending = append(pending, holeResult(uint64(e.Off-pos)))
 		}
-		p, err := a.chunkPieces(ctx, ck, f, splitSegments(e))
+		p, err := a.chunkPieces(ctx, ck, f, splitSegments(e), g)
 		pending = append(pending, p...)
 		if err != nil {
 			return pending, err
@@ -190,22 +192,22 @@ func splitSegments(e fsmeta.Extent) []fsmeta.Extent {
 const piecesInParallel = 2
 
 // chunkPieces chunks the pieces of f, two at a time, keeping their order.
-func (a *archiver) chunkPieces(ctx context.Context, ck *chunker.Chunker, f io.ReaderAt, pieces []fsmeta.Extent) ([]chan chunkResult, error) {
+func (a *archiver) chunkPieces(ctx context.Context, ck *chunker.Chunker, f io.ReaderAt, pieces []fsmeta.Extent, g *guide) ([]chan chunkResult, error) {
 	if len(pieces) == 1 {
-		return a.chunkRange(ctx, ck, io.NewSectionReader(f, pieces[0].Off, pieces[0].Len))
+		return a.chunkRange(ctx, ck, f, pieces[0], g)
 	}
 	results := make([][]chan chunkResult, len(pieces))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(piecesInParallel)
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(piecesInParallel)
 	for i, p := range pieces {
-		g.Go(func() error {
+		eg.Go(func() error {
 			var err error
 			pc := a.repo.NewChunker(nil)
-			results[i], err = a.chunkRange(gctx, pc, io.NewSectionReader(f, p.Off, p.Len))
+			results[i], err = a.chunkRange(ectx, pc, f, p, g)
 			return err
 		})
 	}
-	err := g.Wait()
+	err := eg.Wait()
 	var out []chan chunkResult
 	for _, r := range results {
 		out = append(out, r...)
@@ -213,12 +215,44 @@ func (a *archiver) chunkPieces(ctx context.Context, ck *chunker.Chunker, f io.Re
 	return out, err
 }
 
-// chunkRange cuts rd into content-defined chunks and hands each to the
-// blob workers, returning their results in order.
-func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, rd *io.SectionReader) ([]chan chunkResult, error) {
-	a.repo.ResetChunker(ck, rd)
+// chunkRange cuts the piece p of f into content-defined chunks and hands
+// each to the blob workers, returning their results in order. With a
+// guide, the parent's chunks are reused where they still match.
+func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, f io.ReaderAt, p fsmeta.Extent, g *guide) ([]chan chunkResult, error) {
 	var out []chan chunkResult
-	left := rd.Size()
+	var err error
+	pos, end := p.Off, p.Off+p.Len
+	next := g.startingAt(pos)
+	// Where nearly every chunk changed (1% of an image's blocks written at
+	// random touches most chunks), each try of the guide costs a read and
+	// a hash for nothing: after a try that fails at once, the chunker cuts
+	// twice as many chunks as last time before the next try.
+	skip := 0
+	for pos < end {
+		if next >= 0 {
+			from := pos
+			if out, pos, err = a.followGuide(ctx, f, pos, end, g, next, out); err != nil || pos == end {
+				return out, err
+			}
+			if pos > from {
+				skip = 0
+			} else {
+				skip = min(2*skip+1, 64)
+			}
+		}
+		if out, pos, next, err = a.chunkUntil(ctx, ck, f, pos, end, g, skip, out); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// chunkUntil runs the chunker over f from pos to end, and returns at the
+// end or at its first cut, after the first skip, after which the guide
+// knows what may come next: the index of that parent chunk, or -1.
+func (a *archiver) chunkUntil(ctx context.Context, ck *chunker.Chunker, f io.ReaderAt, pos, end int64, g *guide, skip int, out []chan chunkResult) ([]chan chunkResult, int64, int, error) {
+	a.repo.ResetChunker(ck, io.NewSectionReader(f, pos, end-pos))
+	left := end - pos
 	for {
 		// The buffer counts against the in-flight budget from before it is
 		// filled, so that chunks being cut are bounded too. A chunk that
@@ -228,7 +262,7 @@ func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, rd *io.S
 		buf := chunkBuffers.Get(int(min(left, chunkBufferHint)))
 		held := a.budget(cap(buf))
 		if err := a.inFlight.Acquire(ctx, held); err != nil {
-			return out, err
+			return out, pos, -1, err
 		}
 		c, err := ck.Next(buf)
 		if err == nil && cap(c.Data) > cap(buf) {
@@ -250,20 +284,34 @@ func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, rd *io.S
 			}
 			chunkBuffers.Put(buf)
 			if err == io.EOF {
-				return out, nil
+				return out, end, -1, nil
 			}
-			return out, err
+			return out, pos, -1, err
 		}
 		left -= int64(len(c.Data))
 		a.prog.ReadBytes.Add(uint64(len(c.Data)))
 		job := &chunkJob{data: c.Data, held: held, res: make(chan chunkResult, 1)}
+		pos += int64(len(c.Data))
+		next := -1
+		if skip--; skip < 0 {
+			next = g.startingAt(pos)
+		}
+		if g != nil && skip < 0 && next < 0 {
+			// Content that moved (bytes inserted or removed before it)
+			// is found by its ID instead of its offset.
+			job.id = a.repo.BlobID(c.Data)
+			next = g.after(job.id)
+		}
 		select {
 		case a.blobCh <- job:
 		case <-ctx.Done():
 			a.inFlight.Release(held)
-			return out, ctx.Err()
+			return out, pos, -1, ctx.Err()
 		}
 		out = append(out, job.res)
+		if next >= 0 && pos < end {
+			return out, pos, next, nil
+		}
 	}
 }
 
@@ -282,7 +330,10 @@ func (a *archiver) blobWorker(ctx context.Context) error {
 			chunkBuffers.Put(data)
 			continue
 		}
-		id := a.repo.BlobID(data)
+		id := job.id
+		if id.IsZero() {
+			id = a.repo.BlobID(data)
+		}
 		known, err := a.repo.SaveBlob(ctx, blob.Data, id, data)
 		if err == nil && !known {
 			a.prog.NewBytes.Add(uint64(len(data)))

@@ -48,7 +48,9 @@ func History(ctx context.Context, repo Repo, source, p string) ([]Version, error
 func Versions(idx index.Store, exists map[blob.ID]bool, source, p string) ([]Version, error) {
 	var out []Version
 	err := idx.History(source, cleanRel(p), func(r *index.HistoryRow) error {
-		if !exists[r.Snapshot] {
+		// A deletion with no version before it is no version: forget
+		// leaves such a row for a moment (see Forget).
+		if !exists[r.Snapshot] || (len(out) == 0 && r.Kind == index.KindDeleted) {
 			return nil
 		}
 		if n := len(out); n > 0 && out[n-1].Kind == r.Kind && out[n-1].Content == r.Content {
@@ -94,22 +96,28 @@ func RebuildHistory(ctx context.Context, repo Repo) error {
 			if err != nil {
 				return err
 			}
-			h := newHistoryWriter(repo, src, s.Record.Time.UnixNano(), s.ID)
-			leftOut, err := leftOutBy(s.Record)
-			if err != nil {
-				return err
-			}
-			if err := rebuildRows(ctx, h, "", cur, prev, true, leftOut); err != nil {
-				h.abort()
-				return err
-			}
-			if err := h.commit(); err != nil {
+			if err := writeRows(ctx, repo, src, s, cur, prev); err != nil {
 				return err
 			}
 			prev = cur
 		}
 	}
 	return nil
+}
+
+// writeRows writes the rows of snapshot s of source src compared with the
+// top tree prev of the snapshot before it (nil for none).
+func writeRows(ctx context.Context, repo Repo, src string, s Snapshot, cur, prev *Tree) error {
+	h := newHistoryWriter(repo, src, s.Record.Time.UnixNano(), s.ID)
+	leftOut, err := leftOutBy(s.Record)
+	if err != nil {
+		return err
+	}
+	if err := rebuildRows(ctx, h, "", cur, prev, true, leftOut); err != nil {
+		h.abort()
+		return err
+	}
+	return h.commit()
 }
 
 // rebuildRows diffs one directory level and descends into directories whose

@@ -75,8 +75,9 @@ func BackupImage(ctx context.Context, repo Repo, path string, o ImageOptions, pr
 		defer d.Close()
 		rd = directReaderAt{d}
 	}
+	parent, guide := imageParent(ctx, repo, o)
 	mark := markWrites(repo)
-	content, err := chunkImage(ctx, repo, rd, abs, size, exts, o, prog)
+	content, err := chunkImage(ctx, repo, rd, abs, size, exts, guide, o, prog)
 	if err == nil && o.BeforeCommit != nil {
 		err = o.BeforeCommit(ctx)
 	}
@@ -93,9 +94,7 @@ func BackupImage(ctx context.Context, repo Repo, path string, o ImageOptions, pr
 	if rec.Tree, err = saveImageTree(ctx, repo, o, uint64(size), content); err != nil {
 		return nil, err
 	}
-	if parent, err := Resolve(ctx, repo, "latest", Filter{Host: o.Host, Source: o.Source}); err == nil && parent.Record.Kind == KindImage {
-		rec.Parent = parent.ID
-	}
+	rec.Parent = parent
 	rec.Stats = Stats{Files: 1, Dirs: 1, Bytes: uint64(size), NewBytes: prog.NewBytes.Load()}
 	mark.addTo(&rec.Stats)
 	rec.Stats.Duration = time.Since(start)
@@ -164,8 +163,25 @@ func imageExtents(f *os.File) (int64, []fsmeta.Extent, error) {
 	return size, exts, nil
 }
 
+// imageParent returns the latest image snapshot of the same source and
+// its content as a guide: an image changes in place, so nearly all of it
+// is backed up again without the chunker. A parent that cannot be read
+// only costs speed.
+func imageParent(ctx context.Context, repo Repo, o ImageOptions) (blob.ID, *guide) {
+	parent, err := Resolve(ctx, repo, "latest", Filter{Host: o.Host, Source: o.Source})
+	if err != nil || parent.Record.Kind != KindImage {
+		return blob.ID{}, nil
+	}
+	n, err := ImageNode(ctx, repo, parent.Record)
+	if err != nil {
+		slog.Debug("image backup without its parent's chunks", "parent", parent.ID.Short(), "err", err)
+		return parent.ID, nil
+	}
+	return parent.ID, newGuide(n.Content)
+}
+
 // chunkImage runs the archiver's chunk pipeline over the extents of f.
-func chunkImage(ctx context.Context, repo Repo, rd io.ReaderAt, name string, size int64, exts []fsmeta.Extent, o ImageOptions, prog *Progress) ([]Chunk, error) {
+func chunkImage(ctx context.Context, repo Repo, rd io.ReaderAt, name string, size int64, exts []fsmeta.Extent, gd *guide, o ImageOptions, prog *Progress) ([]Chunk, error) {
 	a := &archiver{
 		repo: repo, opts: BackupOptions{InFlight: o.InFlight}, prog: prog, zeroHoles: true,
 		blobCh:   make(chan *chunkJob, 16),
@@ -178,7 +194,7 @@ func chunkImage(ctx context.Context, repo Repo, rd io.ReaderAt, name string, siz
 	var content []Chunk
 	g.Go(func() error {
 		defer close(a.blobCh)
-		pending, err := a.chunkExtents(gctx, repo.NewChunker(nil), rd, exts, size)
+		pending, err := a.chunkExtents(gctx, repo.NewChunker(nil), rd, exts, size, gd)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
 		}

@@ -14,10 +14,9 @@ import (
 // RepairRepo is what RepairSnapshots needs of a repository;
 // *chunkstore.Repository implements it.
 type RepairRepo interface {
-	Repo
+	EditRepo
 	StoredSnapshots(ctx context.Context, fn func(id blob.ID, record []byte, err error) error) error
 	CachedSnapshot(id blob.ID) ([]byte, bool, error)
-	RemoveSnapshot(ctx context.Context, id blob.ID) error
 }
 
 // RepairOptions tune RepairSnapshots.
@@ -27,8 +26,9 @@ type RepairOptions struct {
 	Damage Damage
 	// DryRun reports what would be done and writes nothing.
 	DryRun bool
-	// Fetch, if set, returns the authenticated plaintext of record id from
-	// a replica, named FetchFrom in reports.
+	// Fetch, if set, returns the plaintext of record id from a replica,
+	// named FetchFrom in reports, once the replica's copy authenticates;
+	// unless DryRun, it has then written that copy here, byte for byte.
 	Fetch     func(ctx context.Context, id blob.ID) ([]byte, error)
 	FetchFrom string
 	// Report is told of every snapshot repaired (or, with DryRun, that
@@ -42,10 +42,10 @@ type RepairOptions struct {
 type RepairAction string
 
 const (
-	Restored  RepairAction = "restored"  // unreadable record written again from a replica or the index's cache
-	Rewritten RepairAction = "rewritten" // recorded anew without what is lost; the old record removed
-	Removed   RepairAction = "removed"   // nothing of it can be read: record removed
-	Skipped   RepairAction = "skipped"   // written by a newer hindsight: left alone
+	RepairRestored  RepairAction = "restored"  // unreadable record written again from a replica or the index's cache
+	RepairRewritten RepairAction = "rewritten" // recorded anew without what is lost; the old record removed
+	RepairRemoved   RepairAction = "removed"   // nothing of it can be read: record removed
+	RepairSkipped   RepairAction = "skipped"   // written by a newer hindsight: left alone
 )
 
 // Repair is what RepairSnapshots did to one snapshot.
@@ -129,9 +129,9 @@ type change struct {
 }
 
 func (c *change) report() Repair {
-	r := Repair{Snapshot: c.old.ID, Action: Removed, Lost: c.lost, Message: c.why}
+	r := Repair{Snapshot: c.old.ID, Action: RepairRemoved, Lost: c.lost, Message: c.why}
 	if c.new != nil {
-		r.Action, r.New = Rewritten, c.new.ID
+		r.Action, r.New = RepairRewritten, c.new.ID
 	}
 	return r
 }
@@ -189,7 +189,7 @@ func repairRecords(ctx context.Context, repo RepairRepo, o RepairOptions) (snaps
 		var rec *Record
 		if err == nil {
 			if rec, err = DecodeRecord(b); errors.Is(err, ErrFormatVersion) {
-				o.Report(Repair{Snapshot: id, Action: Skipped, Message: err.Error()})
+				o.Report(Repair{Snapshot: id, Action: RepairSkipped, Message: err.Error()})
 				return nil
 			}
 		}
@@ -216,12 +216,15 @@ func repairRecords(ctx context.Context, repo RepairRepo, o RepairOptions) (snaps
 // replica's, then the index's cache. With none, the record is removed.
 func healRecord(ctx context.Context, repo RepairRepo, o RepairOptions, id blob.ID, damage error) (*Snapshot, Repair, error) {
 	type source struct {
-		name string
-		load func() ([]byte, error)
+		name   string
+		load   func() ([]byte, error)
+		writes bool // load wrote the copy it read
 	}
 	var sources []source
 	if o.Fetch != nil {
-		sources = append(sources, source{o.FetchFrom, func() ([]byte, error) { return o.Fetch(ctx, id) }})
+		// The replica's bytes, not a new sealing of the same record: a
+		// name holds the same bytes in every copy of a repository.
+		sources = append(sources, source{o.FetchFrom, func() ([]byte, error) { return o.Fetch(ctx, id) }, true})
 	}
 	sources = append(sources, source{"the index's cache", func() ([]byte, error) {
 		b, ok, err := repo.CachedSnapshot(id)
@@ -229,7 +232,7 @@ func healRecord(ctx context.Context, repo RepairRepo, o RepairOptions, id blob.I
 			err = errors.New("not cached")
 		}
 		return b, err
-	}})
+	}, false})
 	why := fmt.Sprintf("record unreadable (%v)", damage)
 	for _, src := range sources {
 		b, err := src.load()
@@ -244,17 +247,17 @@ func healRecord(ctx context.Context, repo RepairRepo, o RepairOptions, id blob.I
 			why += fmt.Sprintf("; %s: %v", src.name, err)
 			continue
 		}
-		if !o.DryRun {
+		if !o.DryRun && !src.writes {
 			if err := repo.SaveSnapshot(ctx, id, b); err != nil {
 				return nil, Repair{}, err
 			}
 		}
-		return &Snapshot{ID: id, Record: rec}, Repair{Snapshot: id, Action: Restored, Message: why + "; written again from " + src.name}, nil
+		return &Snapshot{ID: id, Record: rec}, Repair{Snapshot: id, Action: RepairRestored, Message: why + "; written again from " + src.name}, nil
 	}
 	if !o.DryRun {
 		if err := repo.RemoveSnapshot(ctx, id); err != nil {
 			return nil, Repair{}, err
 		}
 	}
-	return nil, Repair{Snapshot: id, Action: Removed, Message: why + "; no copy left"}, nil
+	return nil, Repair{Snapshot: id, Action: RepairRemoved, Message: why + "; no copy left"}, nil
 }

@@ -79,7 +79,7 @@ func TestRepairSnapshotsZeroFillsLostChunks(t *testing.T) {
 		t.Fatalf("repairs %+v; want every snapshot rewritten", reps)
 	}
 	for _, r := range reps {
-		if r.Action != snapshot.Rewritten || len(r.Lost) != 1 || r.Lost[0].Path != "a.bin" {
+		if r.Action != snapshot.RepairRewritten || len(r.Lost) != 1 || r.Lost[0].Path != "a.bin" {
 			t.Errorf("repair %+v; want a.bin lost", r)
 		}
 	}
@@ -154,12 +154,12 @@ func TestRepairSnapshotsLostTrees(t *testing.T) {
 	var removed, rewritten int
 	for _, r := range reps {
 		switch r.Action {
-		case snapshot.Removed:
+		case snapshot.RepairRemoved:
 			removed++
 			if r.Snapshot != res[1].ID {
 				t.Errorf("removed %s, want %s (its top tree is damaged)", r.Snapshot.Short(), res[1].ID.Short())
 			}
-		case snapshot.Rewritten:
+		case snapshot.RepairRewritten:
 			rewritten++
 			if len(r.Lost) != 1 || r.Lost[0].Path != "dir" || !strings.Contains(r.Lost[0].Reason, "directory lost") {
 				t.Errorf("rewrite lost %+v; want dir", r.Lost)
@@ -224,7 +224,7 @@ func TestRepairSnapshotsRecords(t *testing.T) {
 	}
 	corrupt()
 	reps := repair(t, repo, snapshot.RepairOptions{})
-	if len(reps) != 1 || reps[0].Action != snapshot.Restored || !strings.Contains(reps[0].Message, "cache") {
+	if len(reps) != 1 || reps[0].Action != snapshot.RepairRestored || !strings.Contains(reps[0].Message, "cache") {
 		t.Fatalf("repairs %+v; want the record restored from the cache", reps)
 	}
 	if _, err := repo.LoadSnapshot(ctx, res[1].ID); err != nil {
@@ -236,10 +236,19 @@ func TestRepairSnapshotsRecords(t *testing.T) {
 	if err := repo.Index().DeleteSnapshot(res[1].ID); err != nil {
 		t.Fatal(err)
 	}
-	replica := func(ctx context.Context, id blob.ID) ([]byte, error) { return snapshot.EncodeRecord(res[1].Record) }
+	replica := func(ctx context.Context, id blob.ID) ([]byte, error) {
+		b, err := snapshot.EncodeRecord(res[1].Record)
+		if err == nil {
+			err = repo.SaveSnapshot(ctx, id, b)
+		}
+		return b, err
+	}
 	reps = repair(t, repo, snapshot.RepairOptions{Fetch: replica, FetchFrom: "remote offsite"})
-	if len(reps) != 1 || reps[0].Action != snapshot.Restored || !strings.Contains(reps[0].Message, "offsite") {
+	if len(reps) != 1 || reps[0].Action != snapshot.RepairRestored || !strings.Contains(reps[0].Message, "offsite") {
 		t.Fatalf("repairs %+v; want the record restored from the replica", reps)
+	}
+	if _, err := repo.LoadSnapshot(ctx, res[1].ID); err != nil {
+		t.Fatalf("record restored from the replica: %v", err)
 	}
 
 	// With neither, the record goes, and the history of the snapshot after
@@ -249,7 +258,7 @@ func TestRepairSnapshotsRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	reps = repair(t, repo, snapshot.RepairOptions{})
-	if len(reps) != 1 || reps[0].Action != snapshot.Removed {
+	if len(reps) != 1 || reps[0].Action != snapshot.RepairRemoved {
 		t.Fatalf("repairs %+v; want the record removed", reps)
 	}
 	snaps, err := snapshot.List(ctx, repo)

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/chunkstore/index"
 )
 
 // fixHistory rewrites the history rows a repair made wrong. A snapshot's
@@ -38,16 +39,23 @@ func fixHistory(ctx context.Context, repo Repo, before []Snapshot, changes []cha
 }
 
 // fixSourceHistory walks one source's snapshots, oldest first, as they
-// were before the repair.
+// were before the repair: the rows of replaced and removed snapshots go,
+// in one scan, and so do those of the snapshot after each, whose rows are
+// then written against its new predecessor, as RebuildHistory would. A
+// crash in between leaves rows missing, which 'repair index' writes.
 func fixSourceHistory(ctx context.Context, repo Repo, source string, before []Snapshot, repl map[blob.ID]*Snapshot) error {
+	type rows struct {
+		cur  Snapshot
+		prev *Snapshot
+	}
+	var todo []rows
+	drop := make(map[blob.ID]bool)
 	var prev *Snapshot // the snapshot before, as it is after the repair
 	prevChanged := false
 	for _, s := range before {
 		n, changed := repl[s.ID]
 		if changed || prevChanged {
-			if err := repo.Index().DeleteHistory(source, s.ID); err != nil {
-				return err
-			}
+			drop[s.ID] = true
 		}
 		if changed && n == nil {
 			prevChanged = true
@@ -58,36 +66,27 @@ func fixSourceHistory(ctx context.Context, repo Repo, source string, before []Sn
 			cur = *n
 		}
 		if changed || prevChanged {
-			if err := writeRows(ctx, repo, source, cur, prev); err != nil {
-				return err
-			}
+			todo = append(todo, rows{cur, prev})
 		}
 		prev, prevChanged = &cur, changed
 	}
-	return nil
-}
-
-// writeRows writes the rows of cur relative to prev (nil for the first
-// snapshot of its source), as RebuildHistory does.
-func writeRows(ctx context.Context, repo Repo, source string, cur Snapshot, prev *Snapshot) error {
-	curTree, err := LoadTree(ctx, repo, cur.Record.Tree)
-	if err != nil {
+	if err := sweepRows(repo, source, func(r *index.HistoryRow) (bool, error) { return drop[r.Snapshot], nil }); err != nil {
 		return err
 	}
-	var prevTree *Tree
-	if prev != nil {
-		if prevTree, err = LoadTree(ctx, repo, prev.Record.Tree); err != nil {
+	for _, r := range todo {
+		cur, err := LoadTree(ctx, repo, r.cur.Record.Tree)
+		if err != nil {
+			return err
+		}
+		var prev *Tree
+		if r.prev != nil {
+			if prev, err = LoadTree(ctx, repo, r.prev.Record.Tree); err != nil {
+				return err
+			}
+		}
+		if err := writeRows(ctx, repo, source, r.cur, cur, prev); err != nil {
 			return err
 		}
 	}
-	leftOut, err := leftOutBy(cur.Record)
-	if err != nil {
-		return err
-	}
-	h := newHistoryWriter(repo, source, cur.Record.Time.UnixNano(), cur.ID)
-	if err := rebuildRows(ctx, h, "", curTree, prevTree, true, leftOut); err != nil {
-		h.abort()
-		return err
-	}
-	return h.commit()
+	return nil
 }

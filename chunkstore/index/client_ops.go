@@ -154,3 +154,19 @@ func (c *client) HistorySources(fn func(source string) error) error {
 func (c *client) DeleteHistory(source string, snap blob.ID) error {
 	return c.call(opDeleteHistory, func(e *encoder) { e.str(source); e.id(snap) }, nil)
 }
+
+func (c *client) HistoryRows(source string, fn func(*HistoryRow) error) error {
+	return c.scan(opHistoryRows, func(e *encoder) { e.str(source) }, func(d *decoder) error {
+		r := d.historyRow()
+		return decoded(d, func() error { return fn(r) })
+	})
+}
+
+func (c *client) DeleteHistoryRows(rows []HistoryRow) error {
+	return c.call(opDeleteRows, func(e *encoder) {
+		e.u32(uint32(len(rows)))
+		for i := range rows {
+			e.historyRow(&rows[i])
+		}
+	}, nil)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -169,11 +170,61 @@ func (d *DB) HistorySources(fn func(source string) error) error {
 	return it.Error()
 }
 
-// DeleteHistory removes every history row of one snapshot in source; used by
-// forget. It scans the source's rows: cost grows with the source's history,
-// memory does not.
+// HistoryRows calls fn for every row of source in key order: path by path,
+// component by component (a directory's own rows before those below it),
+// and each path's rows oldest first. It is one prefix scan, for readers
+// that need a whole source's history at once (find, forget).
+func (d *DB) HistoryRows(source string, fn func(*HistoryRow) error) error {
+	prefix := historySourcePrefix(source)
+	return d.scan(prefix, func(k, v []byte) error {
+		r, err := decodeHistoryKey(source, k[len(prefix):])
+		if err != nil {
+			return err
+		}
+		if err := r.decodeValue(v); err != nil {
+			return err
+		}
+		return fn(r)
+	})
+}
+
+// decodeHistoryKey parses what follows the source in a history key: the
+// path's components, each ended by 0x00, one more 0x00, time and snapshot.
+func decodeHistoryKey(source string, rest []byte) (*HistoryRow, error) {
+	const tail = 1 + 8 + blob.IDSize
+	n := len(rest) - tail
+	if n < 0 || rest[n] != 0 || (n > 0 && rest[n-1] != 0) {
+		return nil, fmt.Errorf("index: malformed history key")
+	}
+	r := &HistoryRow{Source: source}
+	if n > 0 {
+		r.Path = strings.ReplaceAll(string(rest[:n-1]), "\x00", "/")
+	}
+	r.Time = int64(binary.BigEndian.Uint64(rest[n+1:]) ^ (1 << 63))
+	copy(r.Snapshot[:], rest[n+9:])
+	return r, nil
+}
+
+// DeleteHistoryRows removes the rows whose source, path, time and snapshot
+// match those of rows (their values are not compared), in one synced
+// batch. Callers bound the batch: forget passes a few thousand at a time.
+func (d *DB) DeleteHistoryRows(rows []HistoryRow) error {
+	b := d.db.NewBatch()
+	defer b.Close()
+	for i := range rows {
+		r := &rows[i]
+		if err := b.Delete(historyKey(r.Source, r.Path, r.Time, r.Snapshot), nil); err != nil {
+			return err
+		}
+	}
+	return d.guard.write(func() error { return b.Commit(pebble.Sync) })
+}
+
+// DeleteHistory removes every history row of one snapshot in source; used
+// when a backup fails after writing rows. It scans the source's rows: cost
+// grows with the source's history, memory does not.
 func (d *DB) DeleteHistory(source string, snap blob.ID) error {
-	prefix := append(append([]byte{prefixHistory}, source...), 0)
+	prefix := historySourcePrefix(source)
 	b := d.db.NewBatch()
 	defer b.Close()
 	err := d.scan(prefix, func(k, _ []byte) error {

@@ -82,6 +82,14 @@ func remotePrefix(remote string) []byte {
 	return append(k, remote...)
 }
 
+// historySourcePrefix is the prefix of every history key of source.
+func historySourcePrefix(source string) []byte {
+	k := make([]byte, 0, 2+len(source))
+	k = append(k, prefixHistory)
+	k = append(k, source...)
+	return append(k, 0)
+}
+
 // historyPathKey appends the encoded components of path (slash-separated,
 // relative, "" for the root) followed by the terminating 0x00.
 func historyPathKey(k []byte, source, path string) []byte {

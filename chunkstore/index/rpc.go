@@ -31,7 +31,7 @@ import (
 
 const (
 	protocolMagic   = "hsindex\x00"
-	protocolVersion = 1
+	protocolVersion = 2
 )
 
 const (
@@ -57,6 +57,8 @@ const (
 	opHistoryChildren = 20
 	opHistorySources  = 21
 	opDeleteHistory   = 22
+	opHistoryRows     = 23
+	opDeleteRows      = 24
 )
 
 const (

@@ -15,7 +15,7 @@ import (
 // connection is unusable; errors of the request itself go to the client.
 func (s *server) dispatch(w *wire, op byte, d *decoder) error {
 	switch op {
-	case opPacks, opUnlistedPacks, opSegments, opBlobs, opSnapshots, opHistory, opHistoryChildren, opHistorySources:
+	case opPacks, opUnlistedPacks, opSegments, opBlobs, opSnapshots, opHistory, opHistoryChildren, opHistorySources, opHistoryRows:
 		return s.scan(w, op, d)
 	}
 	e := w.start(stOK)
@@ -119,6 +119,12 @@ func (s *server) write(op byte, d *decoder) error {
 	case opDeleteHistory:
 		source, snap := d.str(), d.id()
 		return decoded(d, func() error { return db.DeleteHistory(source, snap) })
+	case opDeleteRows:
+		rows := make([]HistoryRow, d.count(4+4+8+blob.IDSize+historyValueSize))
+		for i := range rows {
+			rows[i] = *d.historyRow()
+		}
+		return decoded(d, func() error { return db.DeleteHistoryRows(rows) })
 	}
 	return fmt.Errorf("index protocol: unknown operation %d", op)
 }
@@ -152,8 +158,11 @@ func (s *server) scan(w *wire, op byte, d *decoder) error {
 func (s *server) runScan(op byte, d *decoder, item func(func(*encoder)) error) error {
 	db := s.db
 	var source, path string
-	if op == opHistory || op == opHistoryChildren {
+	switch op {
+	case opHistory, opHistoryChildren:
 		source, path = d.str(), d.str()
+	case opHistoryRows:
+		source = d.str()
 	}
 	if err := d.end(); err != nil {
 		return err
@@ -177,6 +186,8 @@ func (s *server) runScan(op byte, d *decoder, item func(func(*encoder)) error) e
 		return db.HistoryChildren(source, path, func(n string) error { return item(func(e *encoder) { e.str(n) }) })
 	case opHistorySources:
 		return db.HistorySources(func(src string) error { return item(func(e *encoder) { e.str(src) }) })
+	case opHistoryRows:
+		return db.HistoryRows(source, func(r *HistoryRow) error { return item(func(e *encoder) { e.historyRow(r) }) })
 	}
 	return fmt.Errorf("index protocol: unknown scan %d", op)
 }

@@ -67,6 +67,10 @@ func (s *Shared) DeleteHistory(source string, snap blob.ID) error {
 	return s.do(func(b backend) error { return b.DeleteHistory(source, snap) })
 }
 
+func (s *Shared) DeleteHistoryRows(rows []HistoryRow) error {
+	return s.do(func(b backend) error { return b.DeleteHistoryRows(rows) })
+}
+
 // cursor remembers how far a scan got. A scan retried after a handover
 // starts again from the beginning; scans yield in key order, so skipping
 // what is not after the last item delivered gives each item to the
@@ -159,6 +163,20 @@ func (s *Shared) History(source, path string, fn func(*HistoryRow) error) error 
 	return s.do(func(b backend) error {
 		return b.History(source, path, func(r *HistoryRow) error {
 			if !c.fresh(historyPos{r.Time, r.Snapshot}) {
+				return nil
+			}
+			return fn(r)
+		})
+	})
+}
+
+// HistoryRows resumes by key: a row's key orders rows as the scan yields
+// them.
+func (s *Shared) HistoryRows(source string, fn func(*HistoryRow) error) error {
+	c := cursor[string]{cmp: strings.Compare}
+	return s.do(func(b backend) error {
+		return b.HistoryRows(source, func(r *HistoryRow) error {
+			if !c.fresh(string(historyKey(r.Source, r.Path, r.Time, r.Snapshot))) {
 				return nil
 			}
 			return fn(r)

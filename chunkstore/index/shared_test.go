@@ -213,6 +213,48 @@ func exerciseHistory(t *testing.T, st Store) {
 	if len(hist) != 1 || hist[0].Snapshot != nid('s', 1) {
 		t.Fatalf("History after DeleteHistory = %+v", hist)
 	}
+	exerciseHistoryRows(t, st)
+}
+
+// exerciseHistoryRows checks the whole-source scan and row deletion on a
+// source of its own: key order, the root's rows, names with odd bytes.
+func exerciseHistoryRows(t *testing.T, st Store) {
+	rows := []HistoryRow{
+		{Source: "/rows", Path: "", Time: 5, Snapshot: nid('s', 1), Kind: KindDir},
+		{Source: "/rows", Path: "a", Time: -3, Snapshot: nid('s', 0), Kind: KindDir, Mtime: -1},
+		{Source: "/rows", Path: "a", Time: 5, Snapshot: nid('s', 1), Kind: KindDeleted},
+		{Source: "/rows", Path: "a/b\nc", Time: -3, Snapshot: nid('s', 0), Kind: KindFile, Size: 9, Content: nid('c', 1)},
+		{Source: "/rows", Path: "a/b\nc/d", Time: 5, Snapshot: nid('s', 1), Kind: KindSymlink},
+		{Source: "/rows", Path: "a\x01", Time: 5, Snapshot: nid('s', 1), Kind: KindOther},
+		{Source: "/rows", Path: "b", Time: 5, Snapshot: nid('s', 1), Kind: KindFile},
+	}
+	hb := st.NewHistoryBatch()
+	for i := len(rows) - 1; i >= 0; i-- {
+		hb.Put(&rows[i])
+	}
+	hb.Put(&HistoryRow{Source: "/rows2", Path: "a", Time: 1, Snapshot: nid('s', 1)})
+	hb.Put(&HistoryRow{Source: "/row", Path: "s/a", Time: 1, Snapshot: nid('s', 1)})
+	if err := hb.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	scan := func() []HistoryRow {
+		return collect(t, func(fn func(HistoryRow) error) error {
+			return st.HistoryRows("/rows", func(r *HistoryRow) error { return fn(*r) })
+		})
+	}
+	if got := scan(); !reflect.DeepEqual(got, rows) {
+		t.Fatalf("HistoryRows =\n%+v\nwant\n%+v", got, rows)
+	}
+	// Values do not matter to a deletion, nor do rows that do not exist.
+	del := []HistoryRow{rows[2], rows[4], {Source: "/rows", Path: "zzz", Time: 1}}
+	del[0].Kind, del[1].Size = KindFile, 77
+	if err := st.DeleteHistoryRows(del); err != nil {
+		t.Fatal(err)
+	}
+	want := []HistoryRow{rows[0], rows[1], rows[3], rows[5], rows[6]}
+	if got := scan(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("HistoryRows after DeleteHistoryRows =\n%+v\nwant\n%+v", got, want)
+	}
 }
 
 // TestStores runs one scenario on each way of holding the index, so that

@@ -28,6 +28,8 @@ type Store interface {
 	HistoryChildren(source, dir string, fn func(name string) error) error
 	HistorySources(fn func(source string) error) error
 	DeleteHistory(source string, snap blob.ID) error
+	HistoryRows(source string, fn func(*HistoryRow) error) error
+	DeleteHistoryRows(rows []HistoryRow) error
 	Close() error
 }
 

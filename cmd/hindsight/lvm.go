@@ -19,10 +19,11 @@ func (a *app) lvmCommand() *cobra.Command {
 snapshots onto freshly created volumes.
 
 Every snapshot hindsight creates is named ` + lvm.SnapshotPrefix + `LV-RUNID and is
-removed however the backup ends: success, error, SIGINT, SIGTERM. A
-process that is killed outright leaves its snapshot; "hindsight lvm
-cleanup", and the next "hindsight lvm backup" of the same volume group,
-find and remove it. Only lvm2's commands are used, with JSON reports.`,
+removed however the backup ends: success, error, SIGINT, SIGTERM by the
+backup itself; a crash, a panic or SIGKILL by its watchdog, a second
+process that waits for the backup to end. If both are killed (the host
+going down), "hindsight lvm cleanup", and the next "hindsight lvm backup"
+of the same volume group, find and remove the snapshot. Only lvm2's commands are used, with JSON reports.`,
 		Args: groupArgs,
 		RunE: groupRun,
 	}

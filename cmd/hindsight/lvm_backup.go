@@ -84,6 +84,7 @@ func (a *app) runLVMBackup(ctx context.Context, m *lvm.Manager, names []string, 
 		return err
 	}
 	defer s.close()
+	defer a.startWatchdog(m.StateDir)()
 	if len(names) == 1 {
 		return a.lvmBackupOne(s, m, names[0], host, so, fl)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 func (a *app) lvmCleanupCommand(newManager func() *lvm.Manager) *cobra.Command {
-	var hooks bool
+	var hooks, afterExit bool
 	cmd := &cobra.Command{
 		Use:   "cleanup [VG]",
 		Short: "Remove snapshots that a killed hindsight left behind",
@@ -23,6 +23,9 @@ called the hooks is running.`,
   hindsight lvm cleanup vg0 --hooks`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			if afterExit {
+				return a.runWatchdog(cmd.Context(), newManager())
+			}
 			vg := ""
 			if len(args) == 1 {
 				vg = args[0]
@@ -37,5 +40,8 @@ called the hooks is running.`,
 		}),
 	}
 	cmd.Flags().BoolVar(&hooks, "hooks", false, "also remove snapshots the hook commands made")
+	// The watchdog of "lvm backup" (lvm_watchdog.go); not for users.
+	cmd.Flags().BoolVar(&afterExit, "after-exit", false, "")
+	_ = cmd.Flags().MarkHidden("after-exit")
 	return cmd
 }

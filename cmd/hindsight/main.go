@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -49,9 +50,32 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	a := newApp(os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	a.setDefaultLogger = true
+	stopProfile := startProfile(os.Getenv("HINDSIGHT_CPUPROFILE"))
 	code := a.run(ctx, os.Args[1:])
+	stopProfile()
 	stop()
 	os.Exit(code)
+}
+
+// startProfile writes a CPU profile of the whole run to path, for the
+// benchmarks under integration/bench; the variable is for developers and
+// not documented to users.
+func startProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hindsight: HINDSIGHT_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // app holds what one invocation needs: its streams, its environment and
@@ -148,6 +172,7 @@ Wherever a snapshot is named, "latest" or an unambiguous prefix of its ID
 		a.indexCommand(), a.historyCommand(), a.mountCommand(), exitCodesTopic(),
 		a.pushCommand(), a.remoteCommand(), a.cloneCommand(), a.repairCommand(),
 		a.lvmCommand(), a.backupVolumeCommand(), a.restoreVolumeCommand(),
+		a.forgetCommand(), a.tagCommand(), a.findCommand(), a.diffCommand(),
 	)
 	return root
 }

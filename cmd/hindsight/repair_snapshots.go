@@ -83,7 +83,10 @@ func (a *app) runRepairSnapshots(ctx context.Context, o repairSnapshotsOptions) 
 		}
 		defer src.Close()
 		ro.FetchFrom = "remote " + o.from
-		ro.Fetch = func(ctx context.Context, id blob.ID) ([]byte, error) { return s.repo.LoadSnapshotFrom(ctx, src, id) }
+		ro.Fetch = func(ctx context.Context, id blob.ID) ([]byte, error) { return s.repo.FetchSnapshot(ctx, src, id) }
+		if o.dryRun {
+			ro.Fetch = func(ctx context.Context, id blob.ID) ([]byte, error) { return s.repo.LoadSnapshotFrom(ctx, src, id) }
+		}
 	}
 	var done, total atomic.Int64
 	ro.Progress = func(d, t int) { done.Store(int64(d)); total.Store(int64(t)) }
@@ -107,7 +110,7 @@ func (a *app) runRepairSnapshots(ctx context.Context, o repairSnapshotsOptions) 
 			would = "would be "
 		}
 		fmt.Fprintf(a.stdout, "snapshots %srestored: %d, rewritten: %d, removed: %d\n", would,
-			counts[snapshot.Restored], counts[snapshot.Rewritten], counts[snapshot.Removed])
+			counts[snapshot.RepairRestored], counts[snapshot.RepairRewritten], counts[snapshot.RepairRemoved])
 	}
 	return nil
 }
@@ -181,9 +184,9 @@ func (a *app) printRepair(r snapshot.Repair, o repairSnapshotsOptions) {
 		verb = "would be " + verb
 	}
 	switch {
-	case r.Action == snapshot.Rewritten && !o.dryRun:
+	case r.Action == snapshot.RepairRewritten && !o.dryRun:
 		fmt.Fprintf(a.stdout, "snapshot %s: %s as %s\n", r.Snapshot.Short(), verb, r.New.Short())
-	case r.Action == snapshot.Rewritten:
+	case r.Action == snapshot.RepairRewritten:
 		fmt.Fprintf(a.stdout, "snapshot %s: %s\n", r.Snapshot.Short(), verb)
 	default:
 		fmt.Fprintf(a.stdout, "snapshot %s: %s: %s\n", r.Snapshot.Short(), verb, r.Message)

@@ -49,7 +49,12 @@ func TestUnmount(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
-			if !eventually(20*time.Second, func() bool { return mounted(mnt) }) {
+			// /proc/mounts lists the mount before go-fuse's own first
+			// request (its poll probe holds a file open) has finished; an
+			// unmount in that window fails with EBUSY, so wait for the
+			// command to say it is ready, as a person at the terminal would.
+			ready := "mounted at " + mnt + ";"
+			if !eventually(20*time.Second, func() bool { return mounted(mnt) && strings.Contains(r.logText(), ready) }) {
 				t.Fatalf("not mounted after 20s; log:\n%s", r.logText())
 			}
 			if tc.openFile {

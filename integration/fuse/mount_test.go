@@ -218,7 +218,7 @@ func TestEveryWriteIsEROFS(t *testing.T) {
 
 // TestPermissionsAsNobody mounts with --allow-other and reads as nobody:
 // what nobody could read on the original system is readable, a 0600 root
-// file is not.
+// file is not, and POSIX ACLs count as they did there.
 func TestPermissionsAsNobody(t *testing.T) {
 	r := newRepo(t)
 	src, err := os.MkdirTemp("", "hindsight-src-")
@@ -227,6 +227,19 @@ func TestPermissionsAsNobody(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(src) })
 	small(t, src)
+	// POSIX ACLs that the mode bits alone would decide the other way.
+	for name, acl := range map[string]string{"acl-grants.txt": "u:nobody:r", "acl-denies.txt": "u:nobody:-"} {
+		p := filepath.Join(src, name)
+		if err := os.WriteFile(p, []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if name == "acl-denies.txt" {
+			os.Chmod(p, 0o644)
+		}
+		if out, err := exec.Command("setfacl", "-m", acl, p).CombinedOutput(); err != nil {
+			t.Fatalf("setfacl: %v: %s", err, out)
+		}
+	}
 	r.backup(t, src)
 	mnt, _ := r.mount(t, "--allow-other")
 	snap := latest(t, mnt, src)
@@ -237,6 +250,8 @@ func TestPermissionsAsNobody(t *testing.T) {
 		{"public.txt", true},
 		{"sub/notes.txt", true},
 		{"secret.txt", false},
+		{"acl-grants.txt", true},
+		{"acl-denies.txt", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

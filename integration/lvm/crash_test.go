@@ -3,6 +3,7 @@ package lvm
 import (
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,20 +15,27 @@ import (
 // backup], lvs VG/SNAP (#4, the overflow check before the record),
 // [umount], lvremove.
 
-// TestSignals interrupts backups at each phase. SIGKILL leaves the
-// snapshot (and its mount) behind, which "lvm cleanup" then removes;
-// SIGINT and SIGTERM leave nothing. No interrupted backup is recorded,
-// and the next backup works.
+// TestSignals interrupts backups at each phase. SIGINT and SIGTERM leave
+// nothing; neither do SIGKILL and SIGQUIT (a Go crash, which runs no
+// deferred code, as a panic in a worker goroutine does not), because the
+// backup's watchdog process removes what they leave. Only a kill of both
+// (KILLALL) leaves the snapshot (and its mount) behind, which "lvm
+// cleanup" then removes. No interrupted backup is recorded, and the next
+// backup works.
 func TestSignals(t *testing.T) {
 	tests := []struct {
 		name      string
 		image     bool
 		at        string // FAKELVM_SIGNAL_PARENT
-		leftovers int    // volumes and mounts SIGKILL leaves
+		leftovers int    // volumes and mounts left behind
 	}{
-		{"KILL after lvcreate", false, "lvcreate#1:KILL", 1},
-		{"KILL while mounted, before the record", false, "lvs#4:KILL", 2},
-		{"KILL image before the record", true, "lvs#4:KILL", 1},
+		{"KILL after lvcreate", false, "lvcreate#1:KILL", 0},
+		{"KILL while mounted, before the record", false, "lvs#4:KILL", 0},
+		{"QUIT while mounted, before the record", false, "lvs#4:QUIT", 0},
+		{"KILL image before the record", true, "lvs#4:KILL", 0},
+		{"KILL with its watchdog after lvcreate", false, "lvcreate#1:KILLALL", 1},
+		{"KILL with its watchdog while mounted", false, "lvs#4:KILLALL", 2},
+		{"KILL with its watchdog, image", true, "lvs#4:KILLALL", 1},
 		{"TERM after lvcreate", false, "lvcreate#1:TERM", 0},
 		{"INT while mounted, before the record", false, "lvs#4:INT", 0},
 		{"TERM image before the record", true, "lvs#4:TERM", 0},
@@ -54,6 +62,11 @@ func TestSignals(t *testing.T) {
 			if len(left) != tt.leftovers {
 				t.Errorf("left behind %v, want %d items\n%s", left, tt.leftovers, r)
 			}
+			if strings.HasSuffix(tt.at, ":KILL") || strings.HasSuffix(tt.at, ":QUIT") {
+				if !strings.Contains(r.stderr, "the backup process died; removed its snapshot vg0/"+lvmSnapshotPrefix+"web-") {
+					t.Errorf("the watchdog did not say what it removed:\n%s", r)
+				}
+			}
 			if tt.leftovers > 0 {
 				out := e.mustHS("lvm", "cleanup").stdout
 				if !strings.Contains(out, "removed vg0/"+lvmSnapshotPrefix) {
@@ -73,8 +86,9 @@ func TestSignals(t *testing.T) {
 
 const lvmSnapshotPrefix = "hindsight-snap-"
 
-// TestKillDuringRead kills an image backup while it reads, found by
-// polling for its snapshot; the next backup removes the leftover itself.
+// TestKillDuringRead kills an image backup and its watchdog while it
+// reads, found by polling for its snapshot; the next backup removes the
+// leftover itself.
 func TestKillDuringRead(t *testing.T) {
 	e := newEnv(t, 1<<30)
 	dev := e.newVolume("big", 384*mib, "")
@@ -89,6 +103,9 @@ func TestKillDuringRead(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond) // into the read
+	if out, err := exec.Command("pkill", "-KILL", "-P", strconv.Itoa(cmd.Process.Pid)).CombinedOutput(); err != nil {
+		t.Fatalf("pkill the watchdog: %v: %s", err, out)
+	}
 	cmd.Process.Kill()
 	err := cmd.Wait()
 	if left := e.leftovers(); len(left) != 1 || err == nil {

@@ -1,7 +1,9 @@
 package repair
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,6 +166,17 @@ func (f *fixture) corruptRecord(t *testing.T) {
 	r := want(t, 0, env, "repair", "snapshots", "--from", "offsite")
 	if !strings.Contains(r.stdout, "remote offsite") || !strings.Contains(r.stdout, "restored: 1") {
 		t.Errorf("repair snapshots should restore the record from offsite: %s", r)
+	}
+	// The replica's bytes, not the same record sealed anew.
+	obj, err := f.srv.Client(t).GetObject(context.Background(), "replica", "host1/snapshots/"+victim, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	there, err := io.ReadAll(obj)
+	obj.Close()
+	here, err2 := os.ReadFile(p)
+	if err != nil || err2 != nil || !bytes.Equal(here, there) {
+		t.Errorf("the restored record differs from the replica's (%v, %v)", err, err2)
 	}
 	clean(t, env)
 	f.restoreExact(t, env)

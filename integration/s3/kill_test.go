@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -47,9 +48,10 @@ func (c cli) must(args ...string) string {
 	return stdout.String()
 }
 
-// randomTree writes files of random bytes, enough for several packs.
-func randomTree(t *testing.T, dir string, files, size int) {
-	rng := rand.NewChaCha8([32]byte{42})
+// randomTree writes files of random bytes, enough for several packs;
+// trees of different seeds share no content.
+func randomTree(t *testing.T, dir string, files, size int, seed uint8) {
+	rng := rand.NewChaCha8([32]byte{42, seed})
 	p := make([]byte, size)
 	for i := range files {
 		rng.Read(p)
@@ -71,7 +73,7 @@ func TestPushSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	os.Mkdir(src, 0o755)
-	randomTree(t, src, 6, 24<<20) // 144 MiB: three to five packs
+	randomTree(t, src, 6, 24<<20, 0) // 144 MiB: three to five packs
 	c := cli{t: t, env: append(os.Environ(), srv.Env()...)}
 	c.env = append(c.env, "HINDSIGHT_PASSWORD=kill-test", "HINDSIGHT_REPOSITORY="+filepath.Join(dir, "repo"),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
@@ -80,7 +82,17 @@ func TestPushSurvivesSIGKILL(t *testing.T) {
 	url := "s3:http://" + proxy.Endpoint + "/kill/repo"
 	c.must("remote", "add", "offsite", url)
 
-	kills := killPushes(t, c, 10, "--limit-upload", "64M")
+	// A push that finishes between kills (random delays sometimes outlast
+	// the upload) gets more to do: another backup of new files.
+	round := 0
+	more := func() {
+		round++
+		extra := filepath.Join(src, fmt.Sprintf("more%d", round))
+		os.Mkdir(extra, 0o755)
+		randomTree(t, extra, 2, 24<<20, uint8(round))
+		c.must("backup", src)
+	}
+	kills := killPushes(t, c, 10, more, "--limit-upload", "64M")
 	if kills < 10 {
 		t.Fatalf("only %d pushes were killed running", kills)
 	}
@@ -136,8 +148,9 @@ func cloneCheckRestore(t *testing.T, c cli, dir, url, src string) {
 
 // killPushes runs 'push offsite --jobs 1 ARGS' again and again, killing
 // each at a random moment, until want pushes died running (or three
-// times as many tries), and returns how many did.
-func killPushes(t *testing.T, c cli, want int, args ...string) int {
+// times as many tries), and returns how many did. When a push finishes
+// before its kill, more (if not nil) gives the next one work.
+func killPushes(t *testing.T, c cli, want int, more func(), args ...string) int {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("kill delays seeded with %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
@@ -150,6 +163,9 @@ func killPushes(t *testing.T, c cli, want int, args ...string) int {
 		case err := <-exited:
 			if err != nil {
 				t.Fatalf("push exited on its own with %v\n%s", err, out)
+			}
+			if more != nil {
+				more()
 			}
 		case <-time.After(time.Duration(50+rng.IntN(1500)) * time.Millisecond):
 			cmd.Process.Signal(syscall.SIGKILL)
@@ -185,7 +201,7 @@ func TestBackupDuringPush(t *testing.T) {
 	big, small := filepath.Join(dir, "big"), filepath.Join(dir, "small")
 	os.Mkdir(big, 0o755)
 	os.Mkdir(small, 0o755)
-	randomTree(t, big, 2, 16<<20)
+	randomTree(t, big, 2, 16<<20, 0)
 	if err := os.WriteFile(filepath.Join(small, "note"), []byte("written during the push"), 0o644); err != nil {
 		t.Fatal(err)
 	}

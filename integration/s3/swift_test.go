@@ -28,7 +28,7 @@ func TestPushToSwiftSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	os.Mkdir(src, 0o755)
-	randomTree(t, src, 4, 24<<20) // 96 MiB: two or three packs
+	randomTree(t, src, 4, 24<<20, 0) // 96 MiB: two or three packs
 	for _, r := range remotes {
 		t.Run(r.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -38,7 +38,7 @@ func TestPushToSwiftSurvivesSIGKILL(t *testing.T) {
 			c.must("init")
 			c.must("backup", src)
 			c.must("remote", "add", "offsite", r.url)
-			kills := killPushes(t, c, 5, "--limit-upload", "48M")
+			kills := killPushes(t, c, 5, nil, "--limit-upload", "48M")
 			if kills == 0 {
 				t.Fatal("no push was killed running")
 			}

@@ -11,9 +11,10 @@ set -euo pipefail
 #   e2fsprogs, xfsprogs, btrfs-progs
 #                mkfs for the filesystems restores and LVM emulation are tried on
 #   util-linux   losetup, mount, umount for loop-device based tests
+#   procps       pkill, to kill a backup together with its snapshot watchdog
 # kmod is left out: the test kernels have no loadable modules (no /lib/modules),
 # so modprobe could not load anything anyway.
-packages=(fuse3 rsync acl attr e2fsprogs xfsprogs btrfs-progs util-linux)
+packages=(fuse3 rsync acl attr e2fsprogs xfsprogs btrfs-progs util-linux procps)
 packages+=(qemu-system-x86 busybox-static lvm2 cpio) # lvm-vm.sh: real LVM in a VM (integration/lvmvm)
 # OpenStack Swift (2.30 on bookworm): remote/swift/swifttest runs the account,
 # container, object and proxy servers from these packages on 127.0.0.1. Its

@@ -12,8 +12,9 @@
 //	FAKELVM_INVALIDATE_ON_QUERY=N  a snapshot turns invalid at the Nth lvs
 //	                               report that names it
 //	FAKELVM_SIGNAL_PARENT=CMD#N:SIG  after the Nth run of CMD (lvs,
-//	                               lvcreate, ...) send SIG (KILL, TERM, INT)
-//	                               to the calling process
+//	                               lvcreate, ...) send SIG (KILL, TERM, INT,
+//	                               QUIT) to the calling process; KILLALL
+//	                               kills its other children first
 //
 // Besides the lvm2 names it answers "fakelvm vgcreate VG BYTES" (a volume
 // group of that size with 4 MiB extents), "fakelvm invalidate VG/LV" and
@@ -175,11 +176,37 @@ func signalParent(st *state, cmd string) error {
 	if name != cmd || st.Counts[cmd] != n {
 		return nil
 	}
-	s := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT}[sig]
+	if sig == "KILLALL" {
+		// The host going down: the caller and every other child of it
+		// (its snapshot watchdog) die at once.
+		killChildren(os.Getppid())
+		sig = "KILL"
+	}
+	s := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT,
+		"QUIT": syscall.SIGQUIT}[sig]
 	if s == 0 {
 		return fmt.Errorf("fakelvm: FAKELVM_SIGNAL_PARENT=%q: unknown signal", spec)
 	}
 	return syscall.Kill(os.Getppid(), s)
+}
+
+// killChildren sends SIGKILL to every process whose parent is ppid, but
+// this one.
+func killChildren(ppid int) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		pid, _ := strconv.Atoi(strings.Fields(string(b))[0])
+		if len(f) > 1 && f[1] == strconv.Itoa(ppid) && pid != os.Getpid() {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 func vgcreate(st *state, args []string) error {
