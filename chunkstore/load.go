@@ -59,15 +59,9 @@ func (r *Repository) loadAt(ctx context.Context, t blob.Type, id blob.ID, loc in
 	if err != nil {
 		return nil, err
 	}
-	plain, err := r.codec.Decode(buf[:0], t, id, codec.Compression(loc.Compression), int(loc.RawLength), stored)
+	plain, err := r.decodeStored(loc.Pack, t, id, codec.Compression(loc.Compression), int(loc.RawLength), stored, buf)
 	storedBuffers.Put(stored)
-	if err != nil {
-		return nil, &CorruptPackError{Pack: loc.Pack, Blob: id, Err: err}
-	}
-	if r.key.BlobID(plain) != id {
-		return nil, &CorruptPackError{Pack: loc.Pack, Blob: id, Err: fmt.Errorf("content does not hash to its ID")}
-	}
-	return plain, nil
+	return plain, err
 }
 
 // readRange reads n bytes of a pack into a buffer of storedBuffers.
@@ -162,15 +156,15 @@ func (r *Repository) LoadSegment(ctx context.Context, id blob.ID) ([]segment.Pac
 		return nil, err
 	}
 	if hashBytes(b) != id {
-		return nil, fmt.Errorf("index segment %s: content does not match its name", id)
+		return nil, fmt.Errorf("index segment %s: %w: content does not match its name", id, ErrCorrupt)
 	}
 	plain, err := r.codec.Open(nil, b, codec.ADIndexSegment)
 	if err != nil {
-		return nil, fmt.Errorf("index segment %s: %w", id, err)
+		return nil, fmt.Errorf("index segment %s: %w: %w", id, ErrCorrupt, err)
 	}
 	packs, err := segment.Decode(plain)
 	if err != nil {
-		return nil, fmt.Errorf("index segment %s: %w", id, err)
+		return nil, fmt.Errorf("index segment %s: %w: %w", id, ErrCorrupt, err)
 	}
 	return packs, nil
 }

@@ -18,6 +18,9 @@ type RebuildStats struct {
 	TrailerPacks int // packs whose trailers had to be read (no segment lists them)
 	BadSegments  int // unreadable segments, skipped (their packs' trailers are read instead)
 	BrokenPacks  []blob.ID
+	// MissingPacks are listed in segments but not in the repository: left
+	// out, so that the next backup stores their data again.
+	MissingPacks []blob.ID
 	Blobs        int
 }
 
@@ -53,9 +56,11 @@ func (r *Repository) RebuildIndex(ctx context.Context, progress func(done, total
 		return st, err
 	}
 	var packs []blob.ID
+	present := make(map[blob.ID]bool)
 	err = r.be.List(ctx, packsPrefix, func(fi remote.FileInfo) error {
 		if id, err := idFromName(fi.Name); err == nil {
 			packs = append(packs, id)
+			present[id] = true
 		}
 		return nil
 	})
@@ -64,10 +69,12 @@ func (r *Repository) RebuildIndex(ctx context.Context, progress func(done, total
 	}
 	total := len(segs) + len(packs)
 	for i, id := range segs {
-		if err := r.mergeSegment(ctx, idx, id); err != nil {
+		missing, err := r.mergePresent(ctx, idx, id, present)
+		if err != nil {
 			st.BadSegments++
 			continue
 		}
+		st.MissingPacks = append(st.MissingPacks, missing...)
 		st.Segments++
 		if progress != nil {
 			progress(i+1, total)

@@ -253,14 +253,14 @@ func TestCorruptPack(t *testing.T) {
 		t.Fatalf("LoadBlob of a damaged blob: %v", err)
 	}
 	var problems []Problem
-	if err := r.CheckPacks(ctx, true, nil, func(p Problem) { problems = append(problems, p) }); err != nil {
+	if err := r.CheckPacks(ctx, CheckOptions{ReadData: Subset{All: true}}, func(p Problem) { problems = append(problems, p) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(problems) != 1 || problems[0].Blob != victim || problems[0].Pack != loc.Pack {
 		t.Fatalf("check --read-data problems: %v", problems)
 	}
 	problems = nil
-	r.CheckPacks(ctx, false, nil, func(p Problem) { problems = append(problems, p) })
+	r.CheckPacks(ctx, CheckOptions{}, func(p Problem) { problems = append(problems, p) })
 	if len(problems) != 0 {
 		t.Fatalf("structural check flagged an intact trailer: %v", problems)
 	}

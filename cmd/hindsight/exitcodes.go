@@ -33,7 +33,7 @@ Exit codes:
   1   failure
   2   usage error (unknown command, bad flag or argument)
   3   backup written but incomplete (some files could not be read completely)
-  4   check or index rebuild found damage
+  4   check found damage, or repair or index rebuild could not heal all of it
   10  the repository does not exist or is not a hindsight repository
   11  wrong password
   12  the repository is locked by another process`

@@ -9,7 +9,8 @@
 //	2   usage error: unknown command, bad flag or argument
 //	3   backup written, but incomplete: some files changed while being read
 //	    or could not be read; the snapshot exists and lists them
-//	4   check (or index rebuild) found damage in the repository
+//	4   check found damage in the repository, or repair (index rebuild)
+//	    could not heal all of it
 //	10  the repository does not exist, or is not a hindsight repository
 //	11  wrong password: no key of the repository opens with it
 //	12  the repository is locked by another process

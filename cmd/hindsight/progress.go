@@ -25,25 +25,40 @@ type status struct {
 	start  time.Time
 	stop   chan struct{}
 	done   sync.WaitGroup
+	mu     sync.Mutex // held while the line is drawn or cleared
 }
 
 // startStatus shows render's line until the returned function is called.
 // It shows nothing unless stderr is a terminal and --quiet is off, so cron
 // mail and logs get only the summary.
 func (a *app) startStatus(render func(elapsed time.Duration) (counts, current string)) (stop func()) {
+	stop, _ = a.startStatusAbove(render)
+	return stop
+}
+
+// startStatusAbove is startStatus for a command that prints lines while
+// its status shows: above runs fn, which prints them, with the status line
+// cleared, so that no line is printed into the middle of it.
+func (a *app) startStatusAbove(render func(elapsed time.Duration) (counts, current string)) (stop func(), above func(fn func())) {
 	f, ok := a.stderr.(*os.File)
 	if a.quiet || !ok || !term.IsTerminal(int(f.Fd())) {
-		return func() {}
+		return func() {}, func(fn func()) { fn() }
 	}
 	s := &status{w: f, fd: int(f.Fd()), render: render, start: time.Now(), stop: make(chan struct{})}
 	s.done.Add(1)
 	go s.loop()
 	var once sync.Once
-	return func() {
+	stop = func() {
 		once.Do(func() {
 			close(s.stop)
 			s.done.Wait()
 		})
+	}
+	return stop, func(fn func()) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		fmt.Fprint(s.w, "\r\x1b[K")
+		fn()
 	}
 }
 
@@ -54,7 +69,9 @@ func (s *status) loop() {
 	for {
 		select {
 		case <-s.stop:
+			s.mu.Lock()
 			fmt.Fprint(s.w, "\r\x1b[K")
+			s.mu.Unlock()
 			return
 		case <-t.C:
 			s.draw()
@@ -63,6 +80,8 @@ func (s *status) loop() {
 }
 
 func (s *status) draw() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	width := 80
 	if w, _, err := term.GetSize(s.fd); err == nil && w > 0 {
 		width = w

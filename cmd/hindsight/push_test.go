@@ -152,14 +152,17 @@ func testRepairFromRemote(t *testing.T, e env, src string) {
 		t.Fatal(err)
 	}
 	r := wantExit(t, exitDamage, e, noConfig(t, "check")...)
-	if hint := "remote offsite holds it: hindsight repair --from offsite"; !strings.Contains(r.stdout+r.stderr, hint) {
+	if hint := "remote offsite holds it: hindsight repair packs --from offsite"; !strings.Contains(r.stdout+r.stderr, hint) {
 		t.Errorf("check should say where the lost pack can be fetched (%q):\n%s%s", hint, r.stdout, r.stderr)
 	}
-	if r := must(t, e, noConfig(t, "repair", "--from", "offsite", "--dry-run")...); !strings.Contains(r.stdout, "would fetch 1 ") {
-		t.Errorf("repair --dry-run: %q", r.stdout)
+	if r := must(t, e, noConfig(t, "repair", "packs", "--from", "offsite", "--dry-run")...); !strings.Contains(r.stdout, "would fetch 1 ") {
+		t.Errorf("repair packs --dry-run: %q", r.stdout)
 	}
 	wantExit(t, exitDamage, e, noConfig(t, "check")...)
-	must(t, e, noConfig(t, "repair", "--from", "offsite")...)
+	// The old spelling still works, and says what it now is.
+	if r := must(t, e, noConfig(t, "repair", "--from", "offsite")...); !strings.Contains(r.stderr, "repair packs --from") {
+		t.Errorf("repair --from should point to repair packs: %q", r.stderr)
+	}
 	must(t, e, noConfig(t, "check", "--read-data")...)
 	target := filepath.Join(t.TempDir(), "restored")
 	must(t, e, noConfig(t, "restore", "latest", "--target", target)...)

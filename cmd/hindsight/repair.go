@@ -1,72 +1,51 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/hindsight-backup/hindsight/chunkstore/blob"
-	"github.com/hindsight-backup/hindsight/remote"
 )
 
 func (a *app) repairCommand() *cobra.Command {
-	var from string
-	var dryRun bool
-	var jobs int
+	var legacy repairPacksOptions
 	cmd := &cobra.Command{
-		Use:   "repair --from REMOTE",
-		Short: "Fetch packs this repository lost from a remote it was pushed to",
-		Long: `Find every pack the index knows that is missing from the repository (or
-has the wrong size), and copy it back from REMOTE, a remote given to
-'hindsight remote add' and pushed to before. A fetched pack's trailer is
-authenticated before it is kept. --dry-run only reports.
+		Use:   "repair index | snapshots | packs",
+		Short: "Heal the damage check finds",
+		Long: `Heal what 'hindsight check' reports:
 
-Exit code 4 means some missing packs are not on the remote either
-('hindsight check' tells which snapshots they hurt).`,
-		Example: `  hindsight repair --from offsite --dry-run
-  hindsight repair --from offsite`,
-		Args: cobra.NoArgs,
+  repair index       build the index again from the repository, as 'index
+                     rebuild' does, and write an index segment for packs no
+                     segment lists: for a damaged index or lost segments
+  repair packs       replace missing and damaged packs with the copies of a
+                     replica ('hindsight push' made it) that verify
+  repair snapshots   write unreadable snapshot records again from a replica,
+                     and record snapshots whose data is lost for good anew
+                     without it (lost files are zero-filled and listed)
+
+Repair packs before snapshots, which gives up data a replica may still
+hold, and before index, which leaves out packs it cannot read.
+
+'hindsight repair --from REMOTE' is the old spelling of 'repair packs
+--from REMOTE' and still works.`,
+		Example: `  hindsight repair index
+  hindsight repair packs --from offsite
+  hindsight repair snapshots --from offsite --dry-run`,
+		Args: groupArgs,
 		RunE: a.action(func(cmd *cobra.Command, _ []string) error {
-			return a.runRepair(cmd.Context(), from, dryRun, jobs)
+			if legacy.from == "" {
+				return usagef("say what to repair: hindsight repair index | snapshots | packs")
+			}
+			fmt.Fprintln(a.stderr, "hindsight: 'repair --from' is now 'repair packs --from'; running that")
+			return a.runRepairPacks(cmd.Context(), legacy)
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&from, "from", "", "the `REMOTE` to fetch from (required)")
-	f.BoolVar(&dryRun, "dry-run", false, "report what is missing and recoverable; fetch nothing")
-	f.IntVar(&jobs, "jobs", 4, "fetch `N` packs at once")
-	cmd.MarkFlagRequired("from")
+	f.StringVar(&legacy.from, "from", "", "the `REMOTE` to fetch packs from")
+	f.BoolVar(&legacy.dryRun, "dry-run", false, "report only")
+	f.IntVar(&legacy.jobs, "jobs", 4, "packs at once")
+	for _, name := range []string{"from", "dry-run", "jobs"} {
+		_ = f.MarkHidden(name)
+	}
+	cmd.AddCommand(a.rebuildIndexCommand("index", "hindsight repair index"), a.repairPacksCommand(), a.repairSnapshotsCommand())
 	return cmd
-}
-
-func (a *app) runRepair(ctx context.Context, from string, dryRun bool, jobs int) error {
-	s, src, err := a.openWithRemote(ctx, "repair", from, remote.WrapOptions{Connections: jobs})
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	defer src.Close()
-	st, err := s.repo.RepairPacks(s.ctx, src, jobs, dryRun)
-	if err != nil {
-		return s.err(err)
-	}
-	verb := "fetched"
-	if dryRun {
-		verb = "would fetch"
-	}
-	fmt.Fprintf(a.stdout, "%d of %d packs missing; %s %d from %s (%s)\n",
-		st.Missing, st.Packs, verb, len(st.Recoverable), from, formatBytes(uint64(st.Bytes)))
-	if len(st.Unrecoverable) == 0 {
-		return nil
-	}
-	printCapped(a.stdout, "not on the remote either:", idStrings(st.Unrecoverable), 0, 20)
-	return fmt.Errorf("%w: %d packs are lost here and not on %s", errDamage, len(st.Unrecoverable), from)
-}
-
-func idStrings(ids []blob.ID) []string {
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		out[i] = id.String()
-	}
-	return out
 }

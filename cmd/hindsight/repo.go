@@ -114,6 +114,9 @@ type openOptions struct {
 	lock    lockMode
 	purpose string // written into the lock ("backup", "check", ...)
 	noIndex bool   // config and keys only (key management)
+	// password, when set, is used instead of asking: a command that opens
+	// a replica after its repository asks once.
+	password *password
 }
 
 // session is an open, possibly locked repository. ctx is cancelled when
@@ -125,6 +128,7 @@ type session struct {
 	cancel context.CancelCauseFunc
 	lock   *lock.Lock
 	app    *app
+	pw     password
 }
 
 // openRepo locates, unlocks and locks the repository. The password is
@@ -162,7 +166,10 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 	}
 	id := info.ID
 	var pw password
-	if info.Encrypted() {
+	switch {
+	case o.password != nil:
+		pw = *o.password
+	case info.Encrypted():
 		if pw, err = a.password(ctx, cfg); err != nil {
 			return nil, err
 		}
@@ -180,7 +187,7 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 			return nil, err
 		}
 	}
-	s := &session{app: a}
+	s := &session{app: a, pw: pw}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	a.log.Debug("opening repository", "location", be.Location(), "id", id, "index", opts.IndexDir)
 	s.repo, err = chunkstore.Open(s.ctx, be, opts)

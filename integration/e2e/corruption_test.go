@@ -55,14 +55,14 @@ func TestCorruptPack(t *testing.T) {
 
 	// Without reading data, only the trailers are checked: they are intact.
 	var problems []chunkstore.Problem
-	if err := repo.CheckPacks(ctx, false, nil, func(p chunkstore.Problem) { problems = append(problems, p) }); err != nil {
+	if err := repo.CheckPacks(ctx, chunkstore.CheckOptions{}, func(p chunkstore.Problem) { problems = append(problems, p) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(problems) != 0 {
 		t.Errorf("structural check reports damage it cannot see: %v", problems)
 	}
 	problems = nil
-	if err := repo.CheckPacks(ctx, true, nil, func(p chunkstore.Problem) { problems = append(problems, p) }); err != nil {
+	if err := repo.CheckPacks(ctx, chunkstore.CheckOptions{ReadData: chunkstore.Subset{All: true}}, func(p chunkstore.Problem) { problems = append(problems, p) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(problems) != 1 || problems[0].Pack != loc.Pack || problems[0].Blob != bad || problems[0].Type != blob.Data {
@@ -120,7 +120,7 @@ func TestCorruptTrailer(t *testing.T) {
 	// The footer is 8 bytes (trailer length, magic); the trailer ends there.
 	damage.Flip(t, p, fi.Size()-8-20, 2)
 	var problems []chunkstore.Problem
-	if err := repo.CheckPacks(ctx, false, nil, func(p chunkstore.Problem) { problems = append(problems, p) }); err != nil {
+	if err := repo.CheckPacks(ctx, chunkstore.CheckOptions{}, func(p chunkstore.Problem) { problems = append(problems, p) }); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.ContainsFunc(problems, func(p chunkstore.Problem) bool { return p.Pack == loc.Pack }) {

@@ -226,7 +226,7 @@ func checkRepo(t testing.TB, repo *chunkstore.Repository) []finding {
 	t.Helper()
 	ctx := context.Background()
 	var out []finding
-	err := repo.CheckPacks(ctx, true, nil, func(p chunkstore.Problem) { out = append(out, finding{p.String(), p.Harmless}) })
+	err := repo.CheckPacks(ctx, chunkstore.CheckOptions{ReadData: chunkstore.Subset{All: true}}, func(p chunkstore.Problem) { out = append(out, finding{p.String(), p.Harmless}) })
 	if err != nil {
 		t.Fatalf("check packs: %v", err)
 	}
