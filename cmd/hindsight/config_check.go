@@ -43,10 +43,13 @@ run registers each in the repository as 'hindsight remote add' would.
   lvm_images     the same, as raw images
   images         block devices or image files (backup-volume)
   push           remotes to push to afterwards
-  forget, prune  true to apply [forget] (keep_last, keep_daily, keep_weekly,
-                 keep_monthly, keep_yearly, keep_within, keep_tag) and
-                 [prune] (max_unused) after the backups
-  [jobs.NAME.COMMAND] tables give that job's steps more flags.`
+  forget, prune  true to run forget with [forget]'s flags (keep_last,
+                 keep_daily, keep_weekly, keep_monthly, keep_yearly,
+                 keep_within, keep_tag) and prune with [prune]'s (max_unused)
+                 after the backups; or a table [jobs.NAME.forget] of flags
+                 for this job, which also turns it on
+  [jobs.NAME.COMMAND] tables ([jobs.NAME.backup], [jobs.NAME.lvm.backup],
+  [jobs.NAME.push]) give that job's steps more flags.`
 
 func (a *app) configCommand() *cobra.Command {
 	cmd := &cobra.Command{

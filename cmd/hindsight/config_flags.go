@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -97,6 +99,10 @@ func setFlag(f *pflag.Flag, v any) error {
 	}
 	for _, s := range vals {
 		if err := f.Value.Set(s); err != nil {
+			if _, isNum := errors.AsType[*strconv.NumError](err); isNum {
+				want := map[string]string{"bool": "true or false", "int": "a whole number"}[f.Value.Type()]
+				return fmt.Errorf("%q: want %s", s, cmp.Or(want, "a "+f.Value.Type()))
+			}
 			return err
 		}
 	}

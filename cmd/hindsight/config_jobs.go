@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"maps"
 	"path/filepath"
 	"regexp"
@@ -24,8 +25,25 @@ type jobConfig struct {
 	LVMImages   []string `toml:"lvm_images"`
 	Images      []string `toml:"images"`
 	Push        []string `toml:"push"`
-	Forget      bool     `toml:"forget"`
-	Prune       bool     `toml:"prune"`
+	Forget      maintenance `toml:"forget"`
+	Prune       maintenance `toml:"prune"`
+}
+
+// maintenance is a job's forget or prune key: true, or a table of that
+// command's flags for this job, which means true as well (TOML allows no
+// key to be both).
+type maintenance struct{ on bool }
+
+func (m *maintenance) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case bool:
+		m.on = v
+	case map[string]any:
+		m.on = true
+	default:
+		return fmt.Errorf("want true, false, or a table of the command's flags")
+	}
+	return nil
 }
 
 // defaultHookTimeout bounds a hook that names none: long enough to stop a
@@ -67,12 +85,10 @@ func (ck *configChecker) jobs() {
 		ck.job(key, ck.c.Jobs[name])
 		t, _ := raw[name].(map[string]any)
 		for _, k := range slices.Sorted(maps.Keys(t)) {
-			if slices.Contains(known, k) {
-				continue
-			}
-			if sub, ok := t[k].(map[string]any); ok {
+			sub, isTable := t[k].(map[string]any)
+			if isTable {
 				ck.subTable(ck.root, append(key, k), sub)
-			} else {
+			} else if !slices.Contains(known, k) {
 				ck.add(append(key, k), true, "unknown key")
 			}
 		}
@@ -108,7 +124,7 @@ func (ck *configChecker) job(key []string, j *jobConfig) {
 			ck.add(at("push"), false, "remote %q is not declared: add a [remotes.%s] table with its url", r, r)
 		}
 	}
-	if j.sources() == 0 && len(j.Push) == 0 && !j.Forget && !j.Prune && len(j.Before)+len(j.After) == 0 {
+	if j.sources() == 0 && len(j.Push) == 0 && !j.Forget.on && !j.Prune.on && len(j.Before)+len(j.After) == 0 {
 		ck.add(key, false, "the job does nothing: give paths, lvm, lvm_images, images, push, forget or prune")
 	}
 }

@@ -97,10 +97,10 @@ func (c *fileConfig) jobSteps(name string) []step {
 		add(pushStep, "push "+r, []string{"push", "--json"}, flags("push"), flagArgs(limits), []string{"--", r})
 		steps[len(steps)-1].remote = r
 	}
-	if j.Forget {
+	if j.Forget.on {
 		add(maintenanceStep, "forget", []string{"forget"}, flags("forget"))
 	}
-	if j.Prune {
+	if j.Prune.on {
 		add(maintenanceStep, "prune", []string{"prune"}, flags("prune"))
 	}
 	return steps
