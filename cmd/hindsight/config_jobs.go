@@ -16,15 +16,15 @@ import (
 // ([jobs.NAME.backup], [jobs.NAME.lvm.backup]) gives flags to the job's
 // steps of that command.
 type jobConfig struct {
-	Schedule    string   `toml:"schedule"`
-	Before      []string `toml:"before"`
-	After       []string `toml:"after"`
-	HookTimeout string   `toml:"hook_timeout"`
-	Paths       []string `toml:"paths"`
-	LVM         []string `toml:"lvm"`
-	LVMImages   []string `toml:"lvm_images"`
-	Images      []string `toml:"images"`
-	Push        []string `toml:"push"`
+	Schedule    string      `toml:"schedule"`
+	Before      []string    `toml:"before"`
+	After       []string    `toml:"after"`
+	HookTimeout string      `toml:"hook_timeout"`
+	Paths       []string    `toml:"paths"`
+	LVM         []string    `toml:"lvm"`
+	LVMImages   []string    `toml:"lvm_images"`
+	Images      []string    `toml:"images"`
+	Push        []string    `toml:"push"`
 	Forget      maintenance `toml:"forget"`
 	Prune       maintenance `toml:"prune"`
 }
