@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/BurntSushi/toml"
 )
@@ -100,6 +101,8 @@ func (a *app) defaultConfigPaths() []string {
 	return paths
 }
 
+var lastKeyRE = regexp.MustCompile(`\(last key "([^"]*)"\): (.*)`)
+
 func readConfig(path string) (*fileConfig, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -125,6 +128,12 @@ func parseConfig(path, data string) (*fileConfig, error) {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
 			return nil, fmt.Errorf("config file %s:%d: %s", path, perr.Position.Line, perr.Message)
+		}
+		// A value of the wrong type is reported with its key alone.
+		if m := lastKeyRE.FindStringSubmatch(err.Error()); m != nil {
+			if n := keyLines(data)[m[1]]; n > 0 {
+				return nil, fmt.Errorf("config file %s:%d: %s: %s", path, n, m[1], m[2])
+			}
 		}
 		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}

@@ -39,7 +39,7 @@ run registers each in the repository as 'hindsight remote add' would.
   before, after  hook commands (sh -c), after runs whatever happened
   hook_timeout   per hook (default 10m)
   paths          directories to back up
-  lvm            VG/LV volumes to back up through snapshots, or VG for all
+  lvm_volumes    VG/LV volumes to back up through snapshots, or VG for all
   lvm_images     the same, as raw images
   images         block devices or image files (backup-volume)
   push           remotes to push to afterwards

@@ -21,7 +21,7 @@ type jobConfig struct {
 	After       []string    `toml:"after"`
 	HookTimeout string      `toml:"hook_timeout"`
 	Paths       []string    `toml:"paths"`
-	LVM         []string    `toml:"lvm"`
+	LVM         []string    `toml:"lvm_volumes"`
 	LVMImages   []string    `toml:"lvm_images"`
 	Images      []string    `toml:"images"`
 	Push        []string    `toml:"push"`
@@ -112,7 +112,7 @@ func (ck *configChecker) job(key []string, j *jobConfig) {
 			}
 		}
 	}
-	for k, vals := range map[string][]string{"lvm": j.LVM, "lvm_images": j.LVMImages} {
+	for k, vals := range map[string][]string{"lvm_volumes": j.LVM, "lvm_images": j.LVMImages} {
 		for _, v := range vals {
 			if v == "" || strings.Count(v, "/") > 1 || strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") {
 				ck.add(at(k), false, "%q: want VG/LV, or VG for all its volumes", v)
@@ -125,6 +125,6 @@ func (ck *configChecker) job(key []string, j *jobConfig) {
 		}
 	}
 	if j.sources() == 0 && len(j.Push) == 0 && !j.Forget.on && !j.Prune.on && len(j.Before)+len(j.After) == 0 {
-		ck.add(key, false, "the job does nothing: give paths, lvm, lvm_images, images, push, forget or prune")
+		ck.add(key, false, "the job does nothing: give paths, lvm_volumes, lvm_images, images, push, forget or prune")
 	}
 }

@@ -67,7 +67,7 @@ limit_upload = "8M"
 [jobs.nightly]
 schedule = "daily"
 paths = ["/home"]
-lvm = ["vg0/root", "vg1"]
+lvm_volumes = ["vg0/root", "vg1"]
 push = ["offsite"]
 forget = true
 [jobs.nightly.backup]
@@ -91,7 +91,7 @@ speed = "fast"
 schedule = "nightly"
 paths = ["home"]
 push = ["elsewhere"]
-lvm = ["/dev/vg0/root"]
+lvm_volumes = ["/dev/vg0/root"]
 hook_timeout = "soon"
 [jobs.empty]
 [jobs.nightly.backup]
@@ -107,7 +107,7 @@ one_file_system = 3
 		bad + `:10: jobs.nightly.schedule: "nightly": want one of`,
 		bad + `:11: jobs.nightly.paths: "home": give an absolute path`,
 		bad + `:12: jobs.nightly.push: remote "elsewhere" is not declared`,
-		bad + `:13: jobs.nightly.lvm: "/dev/vg0/root": want VG/LV`,
+		bad + `:13: jobs.nightly.lvm_volumes: "/dev/vg0/root": want VG/LV`,
 		bad + `:14: jobs.nightly.hook_timeout: "soon"`,
 		bad + `:15: jobs.empty: the job does nothing`,
 		bad + `:17: jobs.nightly.backup.one_file_system: "3": want true or false`,
@@ -121,6 +121,11 @@ one_file_system = 3
 	r = wantExit(t, exitFailure, e, "config", "check", syntax)
 	if !strings.Contains(r.stderr, syntax+":") {
 		t.Errorf("syntax error without file and line: %q", r.stderr)
+	}
+	writeFile(t, syntax, "repository = \"/srv\"\n[jobs.x]\npaths = \"/home\"\n")
+	r = wantExit(t, exitFailure, e, "config", "check", syntax)
+	if !strings.Contains(r.stderr, syntax+":3: jobs.x.paths: ") {
+		t.Errorf("a value of the wrong type without its line: %q", r.stderr)
 	}
 }
 

@@ -26,8 +26,8 @@ func (a *app) runCommand() *cobra.Command {
 file's order; with JOB arguments, run those, whatever their schedule.
 Without, run each job whose schedule makes it due.
 
-A job runs its before hooks, backs up each of its sources (paths, lvm,
-lvm_images, images), pushes to each of its remotes (registering them in
+A job runs its before hooks, backs up each of its sources (paths,
+lvm_volumes, lvm_images, images), pushes to each of its remotes (registering them in
 the repository first), applies forget and prune if it says so, and runs
 its after hooks whatever happened; the hooks see HINDSIGHT_JOB, and after
 hooks also HINDSIGHT_JOB_STATUS (success or failure). A source that fails
