@@ -74,8 +74,10 @@ type app struct {
 
 	cfg *fileConfig // read once, by loadConfig
 	// inRun marks the commands run starts for its steps: their progress
-	// shows as a bar on a terminal, never as JSON among run's own output.
-	inRun bool
+	// shows as a bar on run's terminal (stderrTTY, since their stderr is
+	// a tee), never as JSON among run's own output.
+	inRun     bool
+	stderrTTY *os.File
 	// jsonProgress is set for a command given --json: its progress goes
 	// to stderr as JSON lines.
 	jsonProgress bool

@@ -83,6 +83,9 @@ func (a *app) startProgress(render func(elapsed time.Duration) progressLine) (st
 
 // terminalStderr returns stderr as a terminal, or nil when it is not one.
 func (a *app) terminalStderr() *os.File {
+	if a.stderrTTY != nil {
+		return a.stderrTTY
+	}
 	if f, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		return f
 	}
@@ -153,11 +156,17 @@ func (s *status) draw() {
 // text is the line drawn on a terminal width columns wide.
 func (p progressLine) text(elapsed time.Duration, width int) string {
 	line := p.counts
-	if p.total > 0 {
-		line = bar(p.done, p.total, 20) + " " + line
-	}
 	if eta, ok := p.estimate(elapsed); ok {
 		line += "  ETA " + formatDuration(eta.Round(time.Second))
+	}
+	if p.total > 0 {
+		// On a narrow terminal the percentage alone stays, rather than
+		// the counts being cut.
+		b := bar(p.done, p.total, 20)
+		if utf8.RuneCountInString(b+line) >= width-1 {
+			b = b[strings.LastIndexByte(b, ']')+1:]
+		}
+		line = strings.TrimSpace(b) + " " + line
 	}
 	if p.current != "" {
 		// The last column stays empty: writing into it makes some

@@ -118,7 +118,7 @@ func (a *app) execStep(ctx context.Context, s step) (code int, stdout []byte, la
 	var out bytes.Buffer
 	tail := &errorTail{}
 	child := newApp(a.stdin, &out, io.MultiWriter(a.stderr, tail), a.getenv)
-	child.inRun = true
+	child.inRun, child.stderrTTY = true, a.terminalStderr()
 	var global []string
 	if a.configFile != "" {
 		global = append(global, "--config", a.configFile)
@@ -232,6 +232,9 @@ func (t *errorTail) Write(p []byte) (int, error) {
 			break
 		}
 		line := string(t.partial[:i])
+		if j := strings.LastIndexByte(line, '\r'); j >= 0 {
+			line = strings.TrimPrefix(line[j+1:], "\x1b[K") // after a progress line
+		}
 		if strings.HasPrefix(line, "hindsight: ") && !strings.HasPrefix(line, "hindsight: warning: ") {
 			t.last = strings.TrimPrefix(line, "hindsight: ")
 		}
