@@ -94,6 +94,11 @@ func (a *app) runJobs(ctx context.Context, names []string, fl runFlags) error {
 	if err != nil {
 		return err
 	}
+	for name := range st.Jobs {
+		if !slices.Contains(cfg.jobOrder, name) {
+			delete(st.Jobs, name) // gone from the file: its metrics go too
+		}
+	}
 	if err := a.promptOnce(ctx, cfg); err != nil {
 		return err
 	}
