@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -111,7 +112,8 @@ func (a *app) runBackup(cmd *cobra.Command, path string, fl backupFlags) error {
 	}
 
 	prog := &snapshot.Progress{}
-	stop := a.startStatus(func(elapsed time.Duration) (string, string) {
+	total := a.estimateBackup(s, host, path, opts.Parent)
+	stop := a.startProgress(func(elapsed time.Duration) progressLine {
 		// Unchanged files count in Bytes without being read, so the rate
 		// is of what was actually read.
 		read := prog.ReadBytes.Load()
@@ -124,7 +126,11 @@ func (a *app) runBackup(cmd *cobra.Command, path string, fl backupFlags) error {
 		if p := prog.Current.Load(); p != nil {
 			cur = *p
 		}
-		return counts, cur
+		done := prog.Bytes.Load()
+		if done > total {
+			total = 0 // bigger than its parent: the estimate says nothing
+		}
+		return progressLine{counts: counts, current: cur, done: done, total: total}
 	})
 	a.log.Debug("backup starting", "path", path, "host", host, "excludes", len(excludes))
 	res, err := snapshot.Backup(s.ctx, s.repo, path, opts, prog)
@@ -140,6 +146,26 @@ func (a *app) runBackup(cmd *cobra.Command, path string, fl backupFlags) error {
 		a.printBackupSummary(res)
 	}
 	return err
+}
+
+// estimateBackup guesses a backup's size from its parent's, for the
+// progress bar's ETA; 0 (no bar) when there is no parent or no one to show
+// progress to, since finding the parent reads every snapshot record.
+func (a *app) estimateBackup(s *session, host, path string, parent *blob.ID) uint64 {
+	if a.quiet || !a.jsonProgress && a.terminalStderr() == nil {
+		return 0
+	}
+	ref, filter := "latest", snapshot.Filter{Host: host}
+	if parent != nil {
+		ref = parent.String()
+	} else if abs, err := filepath.Abs(path); err == nil {
+		filter.Source = abs
+	}
+	p, err := snapshot.Resolve(s.ctx, s.repo, ref, filter)
+	if err != nil {
+		return 0
+	}
+	return p.Record.Stats.Bytes
 }
 
 func readExcludeFile(name string) ([]string, error) {

@@ -65,10 +65,10 @@ In "hindsight mount" the image is a file that "mount -o loop,ro" opens.`,
 func (a *app) backupImage(s *session, path string, o snapshot.ImageOptions) (*snapshot.Result, error) {
 	o.Program, o.User = "hindsight "+buildVersion(), currentUser()
 	prog := &snapshot.Progress{}
-	stop := a.startStatus(func(elapsed time.Duration) (string, string) {
+	stop := a.startProgress(func(elapsed time.Duration) progressLine {
 		read := prog.ReadBytes.Load()
-		return fmt.Sprintf("%s of %s read at %s, %s new", formatBytes(read), formatBytes(prog.Bytes.Load()),
-			formatRate(read, elapsed), formatBytes(prog.NewBytes.Load())), path
+		return progressLine{counts: fmt.Sprintf("%s of %s read at %s, %s new", formatBytes(read), formatBytes(prog.Bytes.Load()),
+			formatRate(read, elapsed), formatBytes(prog.NewBytes.Load())), current: path, done: read, total: prog.Bytes.Load()}
 	})
 	res, err := snapshot.BackupImage(s.ctx, s.repo, path, o, prog)
 	stop()

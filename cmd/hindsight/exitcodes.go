@@ -24,6 +24,7 @@ const (
 	exitNoRepo     = 10
 	exitPassword   = 11
 	exitLocked     = 12
+	exitRunBusy    = 13
 )
 
 const exitCodesHelp = `
@@ -36,7 +37,8 @@ Exit codes:
   4   check found damage, or repair or index rebuild could not heal all of it
   10  the repository does not exist or is not a hindsight repository
   11  wrong password
-  12  the repository is locked by another process`
+  12  the repository is locked by another process
+  13  another "hindsight run" is still going (run without --wait)`
 
 func exitCodesTopic() *cobra.Command {
 	return &cobra.Command{
@@ -62,13 +64,29 @@ var errDamage = errors.New("damage found")
 // as opposed to chunkstore.ErrNotRepository (something that is not ours).
 var errNoRepository = errors.New("repository does not exist")
 
+// errRunBusy is wrapped by run's error when an earlier run holds the lock.
+var errRunBusy = errors.New("another hindsight run is still going")
+
+// stepsFailed is run's error when some of its steps failed. It exits with
+// their code when they all agree (a wrong password fails every step with
+// 11), else with 1.
+type stepsFailed struct {
+	failed, of int
+	code       int
+}
+
+func (e stepsFailed) Error() string { return fmt.Sprintf("%d of %d steps failed", e.failed, e.of) }
+
 func exitCode(err error) int {
 	var u usageError
+	var sf stepsFailed
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &u):
 		return exitUsage
+	case errors.As(err, &sf):
+		return sf.code
 	case errors.Is(err, snapshot.ErrIncomplete):
 		return exitIncomplete
 	case errors.Is(err, errDamage):
@@ -79,6 +97,8 @@ func exitCode(err error) int {
 		return exitPassword
 	case isLocked(err):
 		return exitLocked
+	case errors.Is(err, errRunBusy):
+		return exitRunBusy
 	}
 	return exitFailure
 }

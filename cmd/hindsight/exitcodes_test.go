@@ -29,6 +29,8 @@ func TestExitCodeMapping(t *testing.T) {
 		{fmt.Errorf("%w at /x", chunkstore.ErrNotRepository), exitNoRepo},
 		{fmt.Errorf("open: %w", chunkstore.ErrWrongPassword), exitPassword},
 		{fmt.Errorf("lock: %w", &lock.LockedError{}), exitLocked},
+		{fmt.Errorf("%w (pid 1)", errRunBusy), exitRunBusy},
+		{stepsFailed{failed: 2, of: 5, code: exitPassword}, exitPassword},
 	}
 	for _, tt := range tests {
 		if got := exitCode(tt.err); got != tt.want {

@@ -23,7 +23,7 @@ mount the snapshot read-only, and print "SNAPSHOT=DIR" with where. The
 snapshot stays until "hindsight lvm snapshot-remove ID".
 
 This is UrBackup's create_filesystem_snapshot: point its
-/etc/urbackup/snapshot.cfg at hindsight (see README), or call it from any
+/etc/urbackup/snapshot.cfg at hindsight (docs/hypervisors.md), or call it from any
 backup tool's pre-backup hook.`,
 		Example: `  hindsight lvm snapshot-create 3f2a9c /srv/www`,
 		Args:    cobra.MinimumNArgs(2),

@@ -14,6 +14,7 @@
 //	10  the repository does not exist, or is not a hindsight repository
 //	11  wrong password: no key of the repository opens with it
 //	12  the repository is locked by another process
+//	13  another "hindsight run" is still going (run without --wait)
 package main
 
 import (
@@ -98,6 +99,16 @@ type app struct {
 	quiet        bool
 	verbose      bool
 
+	cfg *fileConfig // read once, by loadConfig
+	// inRun marks the commands run starts for its steps: their progress
+	// shows as a bar on run's terminal (stderrTTY, since their stderr is
+	// a tee), never as JSON among run's own output.
+	inRun     bool
+	stderrTTY *os.File
+	// jsonProgress is set for a command given --json: its progress goes
+	// to stderr as JSON lines.
+	jsonProgress bool
+
 	// started is set once a command's own code runs: an error before that
 	// came from parsing flags or arguments, and is a usage error.
 	started bool
@@ -146,7 +157,9 @@ repository, lists and restores snapshots, and shows each file's history.
 The repository is chosen by --repo, else $HINDSIGHT_REPOSITORY, else the
 "repository" key of the configuration file (--config; by default
 /etc/hindsight/hindsight.toml if it exists, else
-$XDG_CONFIG_HOME/hindsight/config.toml). The password comes from
+$XDG_CONFIG_HOME/hindsight/config.toml; $HINDSIGHT_CONFIG names another).
+Every flag of every command can be set there too ('hindsight help config').
+The password comes from
 --password-file, $HINDSIGHT_PASSWORD, $HINDSIGHT_PASSWORD_FILE,
 $HINDSIGHT_PASSWORD_COMMAND or the configuration file, in that order, and is
 otherwise asked for on the terminal.
@@ -175,16 +188,29 @@ Wherever a snapshot is named, "latest" or an unambiguous prefix of its ID
 		a.pushCommand(), a.remoteCommand(), a.cloneCommand(), a.repairCommand(),
 		a.lvmCommand(), a.backupVolumeCommand(), a.restoreVolumeCommand(),
 		a.forgetCommand(), a.tagCommand(), a.findCommand(), a.diffCommand(),
+		a.runCommand(), a.configCommand(),
 	)
 	return root
 }
 
 // action wraps a command's body: it marks the point after which errors are
-// the command's own rather than usage errors, and sets up logging.
+// the command's own rather than usage errors, gives the flags not on the
+// command line their values from the environment or the configuration
+// file, and sets up logging.
 func (a *app) action(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		a.started = true
+		cfg, err := a.loadConfig()
+		if err == nil {
+			err = a.applyConfigFlags(cmd, cfg)
+		}
 		a.setupLogging()
+		if err != nil {
+			return err
+		}
+		if f := cmd.Flags().Lookup("json"); f != nil && f.Value.String() == "true" && !a.inRun {
+			a.jsonProgress = true
+		}
 		return fn(cmd, args)
 	}
 }

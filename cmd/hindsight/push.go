@@ -77,7 +77,7 @@ func (a *app) runPush(ctx context.Context, name string, fl pushFlags) error {
 	}()
 	var last atomic.Pointer[chunkstore.PushProgress]
 	last.Store(&chunkstore.PushProgress{})
-	stop := a.startStatus(func(time.Duration) (string, string) { return pushStatusLine(*last.Load()), "" })
+	stop := a.startProgress(func(time.Duration) progressLine { return pushProgress(*last.Load()) })
 	st, err := s.repo.Push(s.ctx, dst, chunkstore.PushOptions{
 		Remote: name, Jobs: fl.jobs, Logger: a.log,
 		Progress: func(p chunkstore.PushProgress) { last.Store(&p) },
@@ -112,20 +112,21 @@ func (a *app) runPush(ctx context.Context, name string, fl pushFlags) error {
 	return nil
 }
 
-func pushStatusLine(p chunkstore.PushProgress) string {
+// pushProgress is the progress line of a push; while packs are sent, the
+// bar and ETA are of their bytes.
+func pushProgress(p chunkstore.PushProgress) progressLine {
 	switch p.Phase {
 	case chunkstore.PushChecking:
-		return fmt.Sprintf("checking the remote: %d of %d packs, %d missing", p.PacksChecked, p.Packs, p.PacksToSend)
+		return progressLine{counts: fmt.Sprintf("checking the remote: %d of %d packs, %d missing", p.PacksChecked, p.Packs, p.PacksToSend)}
 	case chunkstore.PushPacks:
-		line := fmt.Sprintf("packs %d/%d  %s/%s  %s", p.PacksSent, p.PacksToSend,
+		line := progressLine{counts: fmt.Sprintf("packs %d/%d  %s/%s  %s", p.PacksSent, p.PacksToSend,
 			formatBytes(uint64(p.BytesSent)), formatBytes(uint64(p.BytesToSend)),
-			formatRate(uint64(p.BytesSent), p.SendElapsed))
-		if eta, ok := p.ETA(); ok {
-			line += "  ETA " + formatDuration(eta.Round(time.Second))
-		}
+			formatRate(uint64(p.BytesSent), p.SendElapsed)), done: uint64(p.BytesSent), total: uint64(p.BytesToSend)}
+		line.eta, line.etaKnown = p.ETA()
+		line.eta = line.eta.Round(time.Second)
 		return line
 	}
-	return "uploading " + p.Phase.String()
+	return progressLine{counts: "uploading " + p.Phase.String()}
 }
 
 // parseRate reads a byte rate such as 800K, 8M, 1.5G or 8MiB, in powers

@@ -279,7 +279,7 @@ func TestPushToDirectory(t *testing.T) {
 	}
 }
 
-func TestPushStatusLine(t *testing.T) {
+func TestPushProgress(t *testing.T) {
 	tests := []struct {
 		p    chunkstore.PushProgress
 		want string
@@ -288,13 +288,13 @@ func TestPushStatusLine(t *testing.T) {
 			"checking the remote: 4 of 10 packs, 1 missing"},
 		{chunkstore.PushProgress{Phase: chunkstore.PushPacks, PacksToSend: 4, PacksSent: 1,
 			BytesToSend: 4 << 20, BytesSent: 1 << 20, SendElapsed: time.Second},
-			"packs 1/4  1.0 MiB/4.0 MiB  1.0 MiB/s  ETA 3s"},
+			"[=====>              ]  25% packs 1/4  1.0 MiB/4.0 MiB  1.0 MiB/s  ETA 3s"},
 		{chunkstore.PushProgress{Phase: chunkstore.PushPacks, PacksToSend: 4}, "packs 0/4  0 B/0 B  0.0 MiB/s"},
 		{chunkstore.PushProgress{Phase: chunkstore.PushSnapshots}, "uploading snapshots"},
 	}
 	for _, tt := range tests {
-		if got := pushStatusLine(tt.p); got != tt.want {
-			t.Errorf("pushStatusLine(%+v) = %q; want %q", tt.p, got, tt.want)
+		if got := pushProgress(tt.p).text(time.Minute, 200); got != tt.want {
+			t.Errorf("pushProgress(%+v) = %q; want %q", tt.p, got, tt.want)
 		}
 	}
 }

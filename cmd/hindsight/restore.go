@@ -91,9 +91,16 @@ func (a *app) runRestore(ctx context.Context, arg string, fl restoreFlags) error
 		return err
 	}
 	prog := &snapshot.RestoreProgress{}
-	stop := a.startStatus(func(elapsed time.Duration) (string, string) {
-		return fmt.Sprintf("%d files, %d dirs, %s of %s, %s", prog.Files.Load(), prog.Dirs.Load(),
-			formatBytes(prog.Bytes.Load()), formatBytes(prog.TotalBytes.Load()), formatRate(prog.Bytes.Load(), elapsed)), ""
+	stop := a.startProgress(func(elapsed time.Duration) progressLine {
+		// The snapshot's size is the total of a whole restore; of a part,
+		// the total grows as the walk finds files.
+		total := prog.TotalBytes.Load()
+		if cleanPath(sub) == "" {
+			total = max(total, sn.Record.Stats.Bytes)
+		}
+		return progressLine{counts: fmt.Sprintf("%d files, %d dirs, %s of %s, %s", prog.Files.Load(), prog.Dirs.Load(),
+			formatBytes(prog.Bytes.Load()), formatBytes(total), formatRate(prog.Bytes.Load(), elapsed)),
+			done: prog.Bytes.Load(), total: total}
 	})
 	start := time.Now()
 	warnings, err := snapshot.Restore(s.ctx, s.repo, sn.Record, cleanPath(sub), fl.target,

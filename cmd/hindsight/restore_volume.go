@@ -76,9 +76,9 @@ func (a *app) openSnapshot(ctx context.Context, purpose, ref string) (*session, 
 // restoreImage writes an image snapshot onto target with a progress line.
 func (a *app) restoreImage(s *session, sn snapshot.Snapshot, target string, mode snapshot.HoleMode) error {
 	prog := &snapshot.RestoreProgress{}
-	stop := a.startStatus(func(elapsed time.Duration) (string, string) {
-		return fmt.Sprintf("%s of %s at %s", formatBytes(prog.Bytes.Load()), formatBytes(prog.TotalBytes.Load()),
-			formatRate(prog.Bytes.Load(), elapsed)), target
+	stop := a.startProgress(func(elapsed time.Duration) progressLine {
+		return progressLine{counts: fmt.Sprintf("%s of %s at %s", formatBytes(prog.Bytes.Load()), formatBytes(prog.TotalBytes.Load()),
+			formatRate(prog.Bytes.Load(), elapsed)), current: target, done: prog.Bytes.Load(), total: prog.TotalBytes.Load()}
 	})
 	start := time.Now()
 	err := snapshot.RestoreImage(s.ctx, s.repo, sn.Record, target, snapshot.ImageRestoreOptions{Holes: mode}, prog)
