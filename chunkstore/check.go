@@ -228,7 +228,7 @@ func (c *packChecker) readData(ctx context.Context, id blob.ID, entries []pack.E
 	var buf []byte
 	bad := 0
 	_, intact, err := readPack(ctx, c.r.be, id, entries, func(e pack.Entry, stored []byte) {
-		plain, err := c.r.decodeStored(id, e.Type, e.ID, e.Compression, int(e.RawLength), stored, buf)
+		plain, err := c.r.decodeStored(id, e.Type, e.ID, e.Compression, int(e.RawLength), stored, buf, true)
 		if err != nil {
 			bad++
 			c.damaged(Problem{Pack: id, Blob: e.ID, Type: e.Type, Message: unwrapCorrupt(err).Error()})

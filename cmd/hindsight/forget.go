@@ -258,6 +258,10 @@ type withinValue time.Duration
 var dayUnits = regexp.MustCompile(`([0-9]*\.?[0-9]+)([dw])`)
 
 func (v *withinValue) Set(s string) error {
+	if s == "" { // the default, as a config file may spell it out
+		*v = 0
+		return nil
+	}
 	var bad error
 	expanded := dayUnits.ReplaceAllStringFunc(s, func(m string) string {
 		sub := dayUnits.FindStringSubmatch(m)
