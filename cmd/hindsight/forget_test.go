@@ -144,13 +144,14 @@ func TestWithinValue(t *testing.T) {
 	for in, want := range map[string]time.Duration{
 		"48h": 48 * time.Hour, "7d": 7 * 24 * time.Hour, "2w": 14 * 24 * time.Hour,
 		"1d12h": 36 * time.Hour, "1.5d": 36 * time.Hour, "90m": 90 * time.Minute,
+		"": 0, // the default, as a config file may spell it out: no rule
 	} {
 		var v withinValue
 		if err := v.Set(in); err != nil || time.Duration(v) != want {
 			t.Errorf("%q: %v, %v; want %v", in, time.Duration(v), err, want)
 		}
 	}
-	for _, in := range []string{"", "d", "3x", "0h", "-1d", "1y"} {
+	for _, in := range []string{"d", "3x", "0h", "-1d", "1y"} {
 		var v withinValue
 		if err := v.Set(in); err == nil {
 			t.Errorf("%q accepted as %v", in, time.Duration(v))
