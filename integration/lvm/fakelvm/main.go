@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 const extentSize = 4 << 20
@@ -84,14 +85,31 @@ func main() {
 	if cmd == "fakelvm" && len(args) > 0 {
 		cmd, args = args[0], args[1:]
 	}
+	var sig syscall.Signal
+	var all bool
 	err := withState(func(st *state) error {
 		err := run(st, cmd, args)
 		st.Counts[cmd]++
 		if err == nil {
-			err = signalParent(st, cmd)
+			sig, all, err = parentSignal(st, cmd)
 		}
 		return err
 	})
+	if sig != 0 {
+		// Signalled once the state is saved and unlocked: the caller may
+		// kill this command as soon as it sees the signal.
+		if all {
+			// The host going down: the caller and every other child of
+			// it (its snapshot watchdog) die at once.
+			killChildren(os.Getppid())
+		}
+		err = errors.Join(err, syscall.Kill(os.Getppid(), sig))
+		// The signal arrives while this command runs, as it would during
+		// a slow lvs: the caller handles it before it sees the answer.
+		// Without the pause, a loaded machine may deliver it only after
+		// the caller went on, at a later phase than the test meant.
+		time.Sleep(2 * time.Second)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		code := 1
@@ -165,29 +183,28 @@ func withState(fn func(*state) error) error {
 	return errors.Join(ferr, os.Rename(path+".tmp", path))
 }
 
-func signalParent(st *state, cmd string) error {
+// parentSignal is the signal FAKELVM_SIGNAL_PARENT asks for after this
+// run of cmd, if any; all says to kill the caller's other children too.
+func parentSignal(st *state, cmd string) (sig syscall.Signal, all bool, err error) {
 	spec := os.Getenv("FAKELVM_SIGNAL_PARENT")
 	if spec == "" {
-		return nil
+		return 0, false, nil
 	}
-	at, sig, _ := strings.Cut(spec, ":")
-	name, nth, _ := strings.Cut(at, "#")
+	at, name, _ := strings.Cut(spec, ":")
+	cmdName, nth, _ := strings.Cut(at, "#")
 	n, _ := strconv.Atoi(nth)
-	if name != cmd || st.Counts[cmd] != n {
-		return nil
+	if cmdName != cmd || st.Counts[cmd] != n {
+		return 0, false, nil
 	}
-	if sig == "KILLALL" {
-		// The host going down: the caller and every other child of it
-		// (its snapshot watchdog) die at once.
-		killChildren(os.Getppid())
-		sig = "KILL"
+	if name == "KILLALL" {
+		name, all = "KILL", true
 	}
-	s := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT,
-		"QUIT": syscall.SIGQUIT}[sig]
-	if s == 0 {
-		return fmt.Errorf("fakelvm: FAKELVM_SIGNAL_PARENT=%q: unknown signal", spec)
+	sig = map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT,
+		"QUIT": syscall.SIGQUIT}[name]
+	if sig == 0 {
+		return 0, false, fmt.Errorf("fakelvm: FAKELVM_SIGNAL_PARENT=%q: unknown signal", spec)
 	}
-	return syscall.Kill(os.Getppid(), s)
+	return sig, all, nil
 }
 
 // killChildren sends SIGKILL to every process whose parent is ppid, but
