@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -301,19 +302,64 @@ func TestOverflow(t *testing.T) {
 
 // TestKill kills a backup while it reads; cleanup removes its snapshot.
 func TestKill(t *testing.T) {
+	// A backup killed alone: its watchdog removes the snapshot.
 	randomLV(t, "kill", 192)
 	cmd, _ := startBackup(t, "vg0/kill")
 	time.Sleep(500 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
+	for deadline := time.Now().Add(time.Minute); len(leftovers(t)) != 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute after SIGKILL the watchdog left %v", leftovers(t))
+		}
+	}
+	noDeviceLeft(t)
+
+	// A backup killed with its watchdog, as when the host goes down:
+	// lvm cleanup removes what they leave.
+	cmd, _ = startBackup(t, "vg0/kill")
+	time.Sleep(500 * time.Millisecond)
+	for _, pid := range children(t, cmd.Process.Pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
 	if l := leftovers(t); len(l) != 1 {
-		t.Fatalf("after SIGKILL: %v, want the snapshot", l)
+		t.Fatalf("after SIGKILL of the backup and its watchdog: %v, want the snapshot", l)
 	}
 	must(t, hs, "lvm", "cleanup")
 	if l := leftovers(t); len(l) != 0 {
 		t.Errorf("left behind after cleanup: %v", l)
 	}
+	noDeviceLeft(t)
+}
+
+func noDeviceLeft(t *testing.T) {
+	t.Helper()
 	if out := must(t, "dmsetup", "ls"); strings.Contains(out, "hindsight") {
 		t.Errorf("device-mapper still has:\n%s", out)
 	}
+}
+
+// children lists the processes pid started, from every one of its threads
+// (Go forks from whichever thread runs the goroutine).
+func children(t *testing.T, pid int) []int {
+	t.Helper()
+	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, field := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(field); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("backup %d has no child process: no watchdog?", pid)
+	}
+	return out
 }
