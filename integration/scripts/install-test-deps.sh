@@ -22,7 +22,7 @@ packages+=(qemu-system-x86 busybox-static lvm2 cpio) # lvm-vm.sh: real LVM in a 
 # (policy-rc.d, or no systemd).
 packages+=(swift swift-proxy swift-account swift-container swift-object memcached)
 # OpenStack Keystone (22 on bookworm) for the Swift backend's Keystone tests:
-# remote/swift/keystonetest runs keystone-manage and serves keystone-wsgi-public
+# remote/swift/swifttest runs keystone-manage and serves keystone-wsgi-public
 # with uWSGI, all from python3-keystone; the proxy checks its tokens with
 # keystonemiddleware's authtoken. The "keystone" package is left out on
 # purpose: its postinst writes /etc/keystone, bootstraps a database under
