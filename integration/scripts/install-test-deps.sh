@@ -23,6 +23,14 @@ packages+=(systemd) # systemd-analyze verify of docs/examples/systemd (integrati
 # Nothing starts by itself: the postinst scripts' service starts are refused
 # (policy-rc.d, or no systemd).
 packages+=(swift swift-proxy swift-account swift-container swift-object memcached)
+# OpenStack Keystone (22 on bookworm) for the Swift backend's Keystone tests:
+# remote/swift/swifttest runs keystone-manage and serves keystone-wsgi-public
+# with uWSGI, all from python3-keystone; the proxy checks its tokens with
+# keystonemiddleware's authtoken. The "keystone" package is left out on
+# purpose: its postinst writes /etc/keystone, bootstraps a database under
+# /var/lib/keystone and starts a uWSGI service on port 5000 wherever
+# policy-rc.d does not forbid it. The tests start Keystones of their own.
+packages+=(python3-keystone python3-keystonemiddleware uwsgi-core uwsgi-plugin-python3)
 
 log() { printf 'install-test-deps: %s\n' "$*"; }
 

@@ -11,7 +11,8 @@ import (
 	"github.com/hindsight-backup/hindsight/remote"
 )
 
-// ErrAccessDenied is a 401 that a fresh token did not cure, or a 403.
+// ErrAccessDenied is a 401 that a fresh token did not cure, a 403, or a
+// login refused as unreadable (400).
 var ErrAccessDenied = errors.New("access denied: check the OS_* or ST_* credentials and the container's ACL")
 
 // statusRateLimit is what Swift's ratelimit middleware answers (ncw/swift

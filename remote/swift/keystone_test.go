@@ -2,121 +2,153 @@ package swift_test
 
 import (
 	"bytes"
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
+	"errors"
+	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	ncw "github.com/ncw/swift/v2"
+
+	"github.com/hindsight-backup/hindsight/remote"
+	"github.com/hindsight-backup/hindsight/remote/remotetest"
 	"github.com/hindsight-backup/hindsight/remote/swift"
 	"github.com/hindsight-backup/hindsight/remote/swift/swifttest"
 )
 
-// keystone is a fake Keystone v2 and v3 on 127.0.0.1 that hands out a
-// token the real Swift accepts, with a catalog in which only RegionTwo's
-// internal endpoint leads to it: the backend reaches the cluster only if
-// it chose the region and endpoint type it was told to.
-type keystone struct {
-	*httptest.Server
-	mu       sync.Mutex
-	requests []string // bodies of the token requests
-}
+// Alice is the Keystone user the backend logs in as: a member of project
+// backups, whose Swift account is AUTH_<its ID>.
+const (
+	aliceUser     = "alice"
+	alicePassword = "alice-secret"
+	aliceProject  = "backups"
+)
 
-func startKeystone(t *testing.T, srv *swifttest.Server) *keystone {
-	real := client(t, srv)
-	const nowhere = "http://127.0.0.1:1/v1/AUTH_test" // refuses connections
-	url := func(region, iface string) string {
-		if region == "RegionTwo" && iface == "internal" {
-			return real.StorageUrl
-		}
-		return nowhere
+// endpointURL is what the catalog lists for Swift in region through
+// iface. Only RegionTwo's internal endpoint leads to the cluster; the
+// others lead to a port where nothing listens, under paths that name
+// them, so the backend reaches the cluster only if it chose the region
+// and interface it was told, and a failure shows which it chose.
+func endpointURL(srv *swifttest.Server, region, iface string) string {
+	if region == "RegionTwo" && iface == "internal" {
+		return "http://" + srv.Endpoint + "/v1/AUTH_$(project_id)s"
 	}
-	expires := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
-	k := &keystone{}
-	k.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		k.mu.Lock()
-		k.requests = append(k.requests, string(body))
-		k.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		switch r.URL.Path {
-		case "/v3/auth/tokens":
-			var eps []map[string]string
-			for _, region := range []string{"RegionOne", "RegionTwo"} {
-				for _, iface := range []string{"public", "internal", "admin"} {
-					eps = append(eps, map[string]string{"region": region, "region_id": region, "interface": iface, "url": url(region, iface)})
-				}
-			}
-			w.Header().Set("X-Subject-Token", real.AuthToken)
-			w.WriteHeader(http.StatusCreated)
-			json.NewEncoder(w).Encode(map[string]any{"token": map[string]any{"expires_at": expires,
-				"catalog": []any{map[string]any{"type": "object-store", "endpoints": eps}}}})
-		case "/v2.0/tokens":
-			var eps []map[string]string
-			for _, region := range []string{"RegionOne", "RegionTwo"} {
-				eps = append(eps, map[string]string{"region": region, "publicURL": url(region, "public"),
-					"internalURL": url(region, "internal"), "adminURL": url(region, "admin")})
-			}
-			json.NewEncoder(w).Encode(map[string]any{"access": map[string]any{
-				"token":          map[string]any{"id": real.AuthToken, "expires": expires},
-				"serviceCatalog": []any{map[string]any{"type": "object-store", "endpoints": eps}}}})
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(k.Close)
-	return k
+	return fmt.Sprintf("http://127.0.0.1:1/%s/%s/v1/AUTH_$(project_id)s", region, iface)
 }
 
-// testKeystone logs in through Keystone v2 and v3 with the variables an
-// OpenStack rc file sets, and checks that region and endpoint type pick
-// the endpoint, from the environment or from the URL.
-func testKeystone(t *testing.T, srv *swifttest.Server) {
-	k := startKeystone(t, srv)
+// keystoneEnv is what an OpenStack rc file for alice sets.
+func keystoneEnv(ks *swifttest.Keystone) map[string]string {
+	return map[string]string{"OS_AUTH_URL": ks.URL + "/v3", "OS_USERNAME": aliceUser, "OS_PASSWORD": alicePassword,
+		"OS_PROJECT_NAME": aliceProject, "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+		"OS_REGION_NAME": "RegionTwo", "OS_INTERFACE": "internal"}
+}
+
+// with returns env changed by the pairs in kv; an empty value unsets.
+func with(env map[string]string, kv ...string) map[string]string {
+	m := map[string]string{}
+	for k, v := range env {
+		m[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// openEnv opens the repository url with the credentials in env.
+func openEnv(t *testing.T, env map[string]string, url string) (*swift.Backend, error) {
+	auth, err := swift.AuthFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := swift.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Auth = auth
+	return swift.Open(t.Context(), cfg)
+}
+
+// TestSwiftKeystone runs the backend against a real Keystone 22 and a
+// Swift whose proxy validates Keystone's tokens (authtoken) and maps
+// them to project accounts (keystoneauth).
+func TestSwiftKeystone(t *testing.T) {
+	srv := swifttest.StartWith(t, swifttest.Options{MaxFileSize: clusterMax, Keystone: true})
+	ks := srv.Keystone
+	project := ks.AddUser(t, aliceUser, alicePassword, aliceProject, "member")
+	for _, region := range []string{"RegionOne", "RegionTwo"} {
+		for _, iface := range []string{"public", "internal", "admin"} {
+			ks.AddEndpoint(t, "object-store", region, iface, endpointURL(srv, region, iface))
+		}
+	}
+	env := keystoneEnv(ks)
+	t.Run("Login", func(t *testing.T) { testKeystoneLogin(t, srv, project) })
+	t.Run("v2 recorded protocol", func(t *testing.T) { testKeystoneV2(t, srv, project) })
+	t.Run("ReAuthentication", func(t *testing.T) {
+		b, err := openEnv(t, env, "swift:keystone/reauth")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		testReAuth(t, b, func() string {
+			token := swift.Token(b)
+			ks.RevokeToken(t, token)
+			time.Sleep(swifttest.TokenCacheTime)
+			return token
+		})
+	})
+	var n atomic.Int64
+	t.Run("conformance", func(t *testing.T) {
+		remotetest.Run(t, func(t *testing.T) remote.Backend {
+			b, err := openEnv(t, env, fmt.Sprintf("swift:conformance/repo/%d", n.Add(1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		})
+	})
+}
+
+// testKeystoneLogin logs in with the variables of OpenStack rc files,
+// and checks that region and endpoint type choose the endpoint, from the
+// environment or from the URL. What the logins stored must be in
+// alice's project account, seen behind the backend's back.
+func testKeystoneLogin(t *testing.T, srv *swifttest.Server, project string) {
+	ks := srv.Keystone
+	appID := ks.AddApplicationCredential(t, aliceUser, alicePassword, aliceProject, "hindsight", "app-secret")
+	env := keystoneEnv(ks)
 	tests := []struct {
-		name  string
-		env   map[string]string
-		url   string
-		works bool
+		name     string
+		env      map[string]string
+		url      string
+		endpoint string // the wrong endpoint that the error names
+		denied   bool
 	}{
-		{"v3", map[string]string{"OS_AUTH_URL": k.URL + "/v3", "OS_REGION_NAME": "RegionTwo", "OS_INTERFACE": "internal"},
-			"swift:keystone/v3", true},
-		{"v3 bare URL", map[string]string{"OS_AUTH_URL": k.URL, "OS_REGION_NAME": "RegionTwo", "OS_INTERFACE": "internal"},
-			"swift:keystone/v3bare", true},
-		{"v2", map[string]string{"OS_AUTH_URL": k.URL + "/v2.0", "OS_REGION_NAME": "RegionTwo", "OS_ENDPOINT_TYPE": "internalURL"},
-			"swift:keystone/v2", true},
-		{"region and endpoint from the URL", map[string]string{"OS_AUTH_URL": k.URL + "/v3"},
-			"swift:keystone/url?region=RegionTwo&endpoint=internal", true},
-		{"other region", map[string]string{"OS_AUTH_URL": k.URL + "/v3", "OS_REGION_NAME": "RegionOne", "OS_INTERFACE": "internal"},
-			"swift:keystone/r1", false},
-		{"public endpoint", map[string]string{"OS_AUTH_URL": k.URL + "/v2.0", "OS_REGION_NAME": "RegionTwo"},
-			"swift:keystone/public", false},
+		{"rc file", env, "", "", false},
+		{"bare OS_AUTH_URL", with(env, "OS_AUTH_URL", ks.URL), "", "", false},
+		{"OS_ENDPOINT_TYPE", with(env, "OS_INTERFACE", "", "OS_ENDPOINT_TYPE", "internalURL"), "", "", false},
+		{"IDs", with(env, "OS_USER_DOMAIN_NAME", "", "OS_USER_DOMAIN_ID", "default", "OS_PROJECT_DOMAIN_NAME", "",
+			"OS_PROJECT_NAME", "", "OS_PROJECT_ID", project), "", "", false},
+		{"OS_TENANT_NAME", with(env, "OS_PROJECT_NAME", "", "OS_TENANT_NAME", aliceProject), "", "", false},
+		{"application credential", with(env, "OS_USERNAME", "", "OS_PASSWORD", "", "OS_PROJECT_NAME", "",
+			"OS_USER_DOMAIN_NAME", "", "OS_PROJECT_DOMAIN_NAME", "",
+			"OS_APPLICATION_CREDENTIAL_ID", appID, "OS_APPLICATION_CREDENTIAL_SECRET", "app-secret"), "", "", false},
+		{"region and endpoint from the URL", with(env, "OS_REGION_NAME", "RegionOne", "OS_INTERFACE", "public"),
+			"?region=RegionTwo&endpoint=internal", "", false},
+		{"other region", with(env, "OS_REGION_NAME", "RegionOne"), "", "/RegionOne/internal/", false},
+		{"public endpoint", with(env, "OS_INTERFACE", ""), "", "/RegionTwo/public/", false},
+		{"admin endpoint", with(env, "OS_INTERFACE", "admin"), "", "/RegionTwo/admin/", false},
+		{"wrong password", with(env, "OS_PASSWORD", "wrong-secret"), "", "", true},
+		{"no user domain", with(env, "OS_USER_DOMAIN_NAME", ""), "", "", true},
+		{"not the user's project", with(env, "OS_PROJECT_NAME", "admin"), "", "", true},
 	}
-	for _, tt := range tests {
+	stored := 0
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{"OS_USERNAME": "alice", "OS_PASSWORD": "alice-secret", "OS_PROJECT_NAME": "backups",
-				"OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default"}
-			for k, v := range tt.env {
-				env[k] = v
-			}
-			auth, err := swift.AuthFromEnv(func(k string) string { return env[k] })
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := swift.ParseURL(tt.url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.Auth = auth
-			b, err := swift.Open(t.Context(), cfg)
-			if !tt.works {
-				if err == nil {
-					b.Close()
-					t.Fatal("Open reached the cluster through an endpoint it should not have chosen")
-				}
+			b, err := openEnv(t, tt.env, fmt.Sprintf("swift:keystone/login/%d%s", i, tt.url))
+			if tt.endpoint != "" || tt.denied {
+				checkOpenError(t, b, err, tt.endpoint, tt.denied)
 				return
 			}
 			if err != nil {
@@ -126,21 +158,35 @@ func testKeystone(t *testing.T, srv *swifttest.Server) {
 			if err := b.Save(t.Context(), "x", bytes.NewReader([]byte("via keystone")), 12); err != nil {
 				t.Fatal(err)
 			}
-			if fi, err := b.Stat(t.Context(), "x"); err != nil || fi.Size != 12 {
-				t.Errorf("Stat = %+v, %v", fi, err)
-			}
+			stored++
 		})
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, want := range []string{`"alice"`, `"alice-secret"`, `"backups"`} {
-		for _, body := range k.requests {
-			if !strings.Contains(body, want) {
-				t.Errorf("a token request lacks %s: %s", want, body)
-			}
-		}
+	token, err := ks.Token(aliceUser, alicePassword, aliceProject)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(k.requests) < 6 {
-		t.Errorf("Keystone saw %d token requests; want one per login", len(k.requests))
+	c := &ncw.Connection{StorageUrl: "http://" + srv.Endpoint + "/v1/AUTH_" + project, AuthToken: token}
+	names, err := c.ObjectNamesAll(t.Context(), "keystone", &ncw.ObjectsOpts{Prefix: "login/"})
+	if err != nil || len(names) != stored {
+		t.Errorf("alice's account holds %q, %v; want %d objects", names, err, stored)
+	}
+}
+
+// checkOpenError checks that Open failed at the wrong endpoint named,
+// or for want of access, permanently, and without showing a secret.
+func checkOpenError(t *testing.T, b *swift.Backend, err error, endpoint string, denied bool) {
+	t.Helper()
+	if err == nil {
+		b.Close()
+		t.Fatal("Open succeeded")
+	}
+	if endpoint != "" && !strings.Contains(err.Error(), endpoint) {
+		t.Errorf("Open = %v; want a failure at the endpoint %s", err, endpoint)
+	}
+	if denied && (!errors.Is(err, swift.ErrAccessDenied) || !remote.IsPermanent(err)) {
+		t.Errorf("Open = %v; want a permanent ErrAccessDenied", err)
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error %q shows a secret", err)
 	}
 }

@@ -71,8 +71,14 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	if err := b.conn.Authenticate(ctx); err != nil {
-		if status(err) == http.StatusNotFound {
+		switch status(err) {
+		case http.StatusNotFound:
 			return nil, remote.Permanent(fmt.Errorf("swift: log in at %s: no such authentication URL (404)", cfg.Auth.URL))
+		case http.StatusBadRequest:
+			// Keystone's answer to credentials it cannot use: v3 to a
+			// user name without a domain, v2 to the Rackspace API key
+			// that ncw/swift tries after a wrong password.
+			return nil, remote.Permanent(fmt.Errorf("swift: log in to %s: %w (%v)", cfg, ErrAccessDenied, err))
 		}
 		return nil, b.fail(ctx, "log in to", "", err)
 	}

@@ -88,10 +88,11 @@ use = egg:swift#healthcheck
 
 // proxyConf: upstream's SAIO pipeline less staticweb and container sync.
 // s3api must come before tempauth; slo serves both our large objects and
-// S3 multipart uploads.
+// S3 multipart uploads. With Keystone, authtoken and keystoneauth stand
+// where s3api and tempauth stood.
 const proxyConf = serverConf + `
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl ratelimit s3api tempauth copy container-quotas account-quotas slo dlo versioned_writes symlink proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl ratelimit {{if .Authtoken}}authtoken keystoneauth{{else}}s3api tempauth{{end}} copy container-quotas account-quotas slo dlo versioned_writes symlink proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -133,7 +134,30 @@ location = us-east-1
 [filter:tempauth]
 use = egg:swift#tempauth
 user_test_tester = testing .admin
+{{with .Authtoken}}
+# authtoken logs in as the service user to validate tokens. It finds
+# Keystone's identity endpoint in the catalog, where only a public one
+# exists. It remembers a valid token for token_cache_time seconds (300 by
+# default), and accepts it that long even once Keystone has revoked it.
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+www_authenticate_uri = {{.URL}}/v3
+auth_url = {{.URL}}/v3
+auth_type = password
+interface = public
+user_domain_id = default
+project_domain_id = default
+project_name = {{.Project}}
+username = {{.User}}
+password = {{.Password}}
+token_cache_time = {{.CacheSeconds}}
+include_service_catalog = false
 
+# member is the role Keystone's bootstrap gives ordinary users.
+[filter:keystoneauth]
+use = egg:swift#keystoneauth
+operator_roles = admin, member
+{{end}}
 [filter:copy]
 use = egg:swift#copy
 

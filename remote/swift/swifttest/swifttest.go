@@ -1,33 +1,30 @@
-// Package swifttest starts a real one-node OpenStack Swift for tests:
-// memcached and the account, container, object and proxy servers from
-// Debian's packages, on 127.0.0.1 at ports of their own, with tempauth and
-// s3api, everything under a temporary directory, stopped when the test
-// ends. The packages come from integration/scripts/install-test-deps.sh;
-// without them the test is skipped, except under CI=true, where it fails.
+// Package swifttest starts real OpenStack services for tests, from
+// Debian's packages, on 127.0.0.1 at ports of their own, everything under
+// a temporary directory, stopped when the test ends: a one-node Swift
+// (memcached and the account, container, object and proxy servers) with
+// tempauth and s3api, or with Keystone's authtoken and keystoneauth, and
+// a Keystone to go with it. The packages come from
+// integration/scripts/install-test-deps.sh; without them the test is
+// skipped, except under CI=true, where it fails.
 package swifttest
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/ncw/swift/v2"
 )
 
-// The tempauth account every server has: account AUTH_test, user
-// test:tester, key testing. s3api takes the same pair as access key and
-// secret.
+// The tempauth account every server without Keystone has: account
+// AUTH_test, user test:tester, key testing. s3api takes the same pair as
+// access key and secret.
 const (
 	User = "test:tester"
 	Key  = "testing"
@@ -47,13 +44,20 @@ type Options struct {
 	// Swift's default of 5 GiB + 2. Lower it to put large-object code
 	// paths under test with small objects.
 	MaxFileSize int64
+	// Keystone starts a Keystone too, Server.Keystone, which checks
+	// every token: the proxy runs authtoken and keystoneauth in
+	// tempauth's place, so accounts are AUTH_<project ID>, and AuthURL,
+	// Env and CreateContainer do not apply. s3api goes too: with
+	// Keystone it would need s3token and EC2 credentials, which no test
+	// uses.
+	Keystone bool
 }
 
 // Server is a running Swift.
 type Server struct {
-	Endpoint string // 127.0.0.1:port of the proxy: native API and s3api
-	Dir      string
-	procs    []*proc
+	Endpoint string    // 127.0.0.1:port of the proxy: native API, and s3api without Keystone
+	Keystone *Keystone // with Options.Keystone
+	daemons
 }
 
 // AuthURL is tempauth's v1 authentication URL.
@@ -64,12 +68,6 @@ func (s *Server) Env() []string {
 	return []string{"ST_AUTH=" + s.AuthURL(), "ST_USER=" + User, "ST_KEY=" + Key}
 }
 
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
 // Start runs a Swift with default settings for the rest of t.
 func Start(t testing.TB) *Server {
 	t.Helper()
@@ -77,17 +75,17 @@ func Start(t testing.TB) *Server {
 }
 
 // StartWith runs a Swift configured by o for the rest of t. Missing
-// packages skip t, or fail it under CI=true so that CI cannot pass by
-// testing nothing.
+// packages skip t, or fail it under CI=true.
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
-	for _, f := range required {
-		if _, err := os.Stat(f); err != nil {
-			skipOrFail(t, f)
-		}
-	}
+	requireFiles(t, "Swift", required...)
 	if _, err := exec.LookPath("memcached"); err != nil {
-		skipOrFail(t, "memcached")
+		skipOrFail(t, "Swift", "memcached")
+	}
+	var k *Keystone
+	if o.Keystone {
+		requireFiles(t, "Keystone", keystoneRequired...)
+		k = launchKeystone(t)
 	}
 	if o.MaxFileSize == 0 {
 		o.MaxFileSize = 5<<30 + 2
@@ -98,8 +96,11 @@ func StartWith(t testing.TB, o Options) *Server {
 	for range 3 {
 		var s *Server
 		start := time.Now()
-		if s, err = start1(t, o); err == nil {
+		if s, err = start1(t, o, k); err == nil {
 			t.Logf("swift ready in %v at %s", time.Since(start).Round(time.Millisecond), s.Endpoint)
+			if k != nil {
+				s.useKeystone(t, k)
+			}
 			return s
 		}
 	}
@@ -107,23 +108,29 @@ func StartWith(t testing.TB, o Options) *Server {
 	return nil
 }
 
-func skipOrFail(t testing.TB, missing string) {
-	t.Helper()
-	msg := fmt.Sprintf("Swift not installed (%s missing): run integration/scripts/install-test-deps.sh", missing)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
 // settings fill the configuration templates.
 type settings struct {
 	Dir, User, Name, Kind string
 	Port, MemcachedPort   int
 	MaxFileSize           int64
+	Authtoken             *authtoken
 }
 
-func start1(t testing.TB, o Options) (*Server, error) {
+// authtoken is where and as whom the proxy validates Keystone tokens.
+type authtoken struct {
+	URL, Project, User, Password string
+	CacheSeconds                 int
+}
+
+// TokenCacheTime is how long the proxy goes on accepting a token that
+// Keystone has revoked. Short, so that tests can wait for a revocation
+// to take effect; not nothing, because every validation costs Keystone
+// tenths of a second on a busy machine.
+const TokenCacheTime = 2 * time.Second
+
+// start1 starts a Swift and waits for it; with k, for everything but
+// the authentication, which needs k ready too.
+func start1(t testing.TB, o Options, k *Keystone) (*Server, error) {
 	ports, err := freePorts(5)
 	if err != nil {
 		return nil, err
@@ -133,8 +140,12 @@ func start1(t testing.TB, o Options) (*Server, error) {
 		return nil, err
 	}
 	dir := t.TempDir()
-	s := &Server{Endpoint: fmt.Sprintf("127.0.0.1:%d", ports[0]), Dir: dir}
+	s := &Server{Endpoint: fmt.Sprintf("127.0.0.1:%d", ports[0]), daemons: daemons{Dir: dir}}
 	set := settings{Dir: dir, User: u.Username, MemcachedPort: ports[4], MaxFileSize: o.MaxFileSize}
+	if k != nil {
+		set.Authtoken = &authtoken{URL: k.URL, Project: serviceProject, User: serviceUser, Password: servicePassword,
+			CacheSeconds: int(TokenCacheTime / time.Second)}
+	}
 	servers := []struct {
 		name, tmpl string
 		port       int
@@ -176,74 +187,47 @@ func start1(t testing.TB, o Options) (*Server, error) {
 	if os.Geteuid() == 0 {
 		memcached = append(memcached, "-u", "root") // it refuses to run as root otherwise
 	}
-	if err := s.spawn("memcached", "memcached", memcached...); err != nil {
+	if _, err := s.spawn("memcached", exec.Command("memcached", memcached...)); err != nil {
 		return nil, err
 	}
 	for _, srv := range servers {
-		if err := s.spawn(srv.name, python, filepath.Join(dir, "bin/launcher.py"), filepath.Join(dir, "etc"),
-			srv.name, filepath.Join(dir, "etc", srv.name+".conf"), "-v"); err != nil {
+		if _, err := s.spawn(srv.name, exec.Command(python, filepath.Join(dir, "bin/launcher.py"), filepath.Join(dir, "etc"),
+			srv.name, filepath.Join(dir, "etc", srv.name+".conf"), "-v")); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.waitReady(ports[:4]); err != nil {
+	if err := s.waitReady(ports[:4], k == nil); err != nil {
 		s.stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-func render(path, tmpl string, set settings) error {
-	var buf bytes.Buffer
-	if err := template.Must(template.New(path).Parse(tmpl)).Execute(&buf, set); err != nil {
-		return err
-	}
-	return os.WriteFile(path, buf.Bytes(), 0o644)
+// waitReady returns once every server answers its health check and,
+// with tempauth, the proxy's authentication works.
+func (s *Server) waitReady(ports []int, tempauth bool) error {
+	return s.poll(60*time.Second, func(client *http.Client) error {
+		if err := s.probe(client, ports); err != nil || !tempauth {
+			return err
+		}
+		return s.probeTempauth(client)
+	})
 }
 
-// spawn starts a daemon logging to log/NAME.log. Pdeathsig takes it down
-// with a test binary that dies without running its cleanups (a timeout,
-// a crash): the servers call setsid, so nothing else would.
-func (s *Server) spawn(name, bin string, args ...string) error {
-	logf, err := os.Create(filepath.Join(s.Dir, "log", name+".log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		close(p.exited)
-	}()
-	s.procs = append(s.procs, p)
-	return nil
-}
-
-// waitReady returns once every server answers its health check,
-// tempauth hands out a token and the account accepts it, which proves
-// that memcached works too: without it every token is refused.
-func (s *Server) waitReady(ports []int) error {
-	deadline := time.Now().Add(60 * time.Second)
+// poll calls probe until it succeeds, a daemon exits, or limit passes.
+func (s *Server) poll(limit time.Duration, probe func(*http.Client) error) error {
+	deadline := time.Now().Add(limit)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for {
-		for _, p := range s.procs {
-			select {
-			case <-p.exited:
-				return fmt.Errorf("%s exited at start: %s", p.name, s.logTail(p.name))
-			default:
-			}
+		if err := s.exitedEarly(); err != nil {
+			return err
 		}
-		err := s.probe(client, ports)
+		err := probe(client)
 		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after 60s: %v; proxy log: %s", err, s.logTail("proxy-server"))
+			return fmt.Errorf("not ready after %v: %v; proxy log: %s", limit, err, s.logTail("proxy-server"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -260,6 +244,13 @@ func (s *Server) probe(client *http.Client, ports []int) error {
 			return fmt.Errorf("healthcheck of port %d: %s", port, resp.Status)
 		}
 	}
+	return nil
+}
+
+// probeTempauth gets a token from tempauth and has the account accept
+// it, which proves that memcached works too: without it every token is
+// refused.
+func (s *Server) probeTempauth(client *http.Client) error {
 	req, _ := http.NewRequest(http.MethodGet, s.AuthURL(), nil)
 	req.Header.Set("X-Auth-User", User)
 	req.Header.Set("X-Auth-Key", Key)
@@ -272,9 +263,34 @@ func (s *Server) probe(client *http.Client, ports []int) error {
 	if token == "" || storage == "" {
 		return fmt.Errorf("auth: %s, no token", resp.Status)
 	}
-	req, _ = http.NewRequest(http.MethodHead, storage, nil)
+	return headAccount(client, storage, token)
+}
+
+// useKeystone waits for k, then until the proxy accepts a token of k's
+// service user for its project's account, which proves authtoken
+// validates tokens with Keystone and keystoneauth maps them to
+// accounts.
+func (s *Server) useKeystone(t testing.TB, k *Keystone) {
+	t.Helper()
+	k.wait(t)
+	err := s.poll(60*time.Second, func(client *http.Client) error {
+		l, err := k.login(client, serviceUser, servicePassword, serviceProject)
+		if err != nil {
+			return err
+		}
+		return headAccount(client, fmt.Sprintf("http://%s/v1/AUTH_%s", s.Endpoint, l.projectID), l.token)
+	})
+	if err != nil {
+		t.Fatalf("Swift with Keystone: %v", err)
+	}
+	s.Keystone = k
+}
+
+func headAccount(client *http.Client, storage, token string) error {
+	req, _ := http.NewRequest(http.MethodHead, storage, nil)
 	req.Header.Set("X-Auth-Token", token)
-	if resp, err = client.Do(req); err != nil {
+	resp, err := client.Do(req)
+	if err != nil {
 		return err
 	}
 	resp.Body.Close()
@@ -282,47 +298,6 @@ func (s *Server) probe(client *http.Client, ports []int) error {
 		return fmt.Errorf("HEAD of the account with a fresh token: %s", resp.Status)
 	}
 	return nil
-}
-
-func (s *Server) logTail(name string) string {
-	p, err := os.ReadFile(filepath.Join(s.Dir, "log", name+".log"))
-	if err != nil {
-		return err.Error()
-	}
-	return string(p[max(0, len(p)-2000):])
-}
-
-// stop sends SIGTERM to every daemon at once, and SIGKILL to those
-// still running after 5 s.
-func (s *Server) stop() {
-	for _, p := range s.procs {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for _, p := range s.procs {
-		select {
-		case <-p.exited:
-		case <-time.After(5 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	}
-	s.procs = nil
-}
-
-// freePorts returns n distinct ports free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var errs []error
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, errors.Join(errs...)
 }
 
 // CreateContainer makes container (an S3 bucket to s3api) unless it
