@@ -105,7 +105,7 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 	}
 	defer lock.Close() // Open takes its own reference
 	db, err := pebble.Open(dir, &pebble.Options{
-		FS:                 fs,
+		FS:                 markerSyncFS{fs},
 		Lock:               lock,
 		CacheSize:          o.CacheSize,
 		MemTableSize:       o.MemTableSize,
