@@ -84,16 +84,17 @@ func Init(ctx context.Context, be remote.Backend, password []byte, o InitOptions
 	if cfg.Encryption == "" {
 		cfg.Encryption = crypto.DefaultSealer
 	}
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
 	key, err := crypto.NewRandomKey()
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Encryption == crypto.NoEncryption {
 		cfg.IDKey = key.ID[:]
-	} else {
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Encryption != crypto.NoEncryption {
 		if len(password) == 0 {
 			return nil, errors.New("an empty password is not allowed")
 		}
@@ -248,10 +249,7 @@ func Open(ctx context.Context, be remote.Backend, o Options) (*Repository, error
 	if err != nil {
 		return nil, fmt.Errorf("config of %s fails authentication: %w", be.Location(), err)
 	}
-	if err := json.Unmarshal(plain, &r.cfg); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if err := r.cfg.validate(); err != nil {
+	if r.cfg, err = decodeConfig(plain); err != nil {
 		return nil, err
 	}
 	if r.cfg.ID != env.ID || r.cfg.Encryption != env.Encryption {
