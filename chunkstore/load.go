@@ -3,8 +3,10 @@ package chunkstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
 
 	"github.com/zeebo/blake3"
@@ -147,7 +149,17 @@ func (r *Repository) mergeSegments(ctx context.Context) error {
 		return err
 	}
 	for _, id := range todo {
-		if err := r.mergeSegment(ctx, r.idx, id); err != nil {
+		err := r.mergeSegment(ctx, r.idx, id)
+		if errors.Is(err, ErrCorrupt) {
+			// Failing would stop every command for good: index rebuild
+			// reads the trailers of the packs a damaged segment lists
+			// but cannot mark the segment merged. Blobs it alone lists
+			// are missing from the index until that rebuild.
+			slog.Warn("skipping a damaged index segment; 'hindsight index rebuild' reads its packs' trailers instead",
+				"segment", id, "err", err)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -162,15 +174,15 @@ func (r *Repository) LoadSegment(ctx context.Context, id blob.ID) ([]segment.Pac
 		return nil, err
 	}
 	if hashBytes(b) != id {
-		return nil, fmt.Errorf("index segment %s: content does not match its name", id)
+		return nil, fmt.Errorf("index segment %s: %w: content does not match its name", id, ErrCorrupt)
 	}
 	plain, err := r.codec.Open(nil, b, codec.ADIndexSegment)
 	if err != nil {
-		return nil, fmt.Errorf("index segment %s: %w", id, err)
+		return nil, fmt.Errorf("index segment %s: %w: %w", id, ErrCorrupt, err)
 	}
 	packs, err := segment.Decode(plain)
 	if err != nil {
-		return nil, fmt.Errorf("index segment %s: %w", id, err)
+		return nil, fmt.Errorf("index segment %s: %w: %w", id, ErrCorrupt, err)
 	}
 	return packs, nil
 }
