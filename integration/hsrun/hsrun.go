@@ -6,7 +6,6 @@
 package hsrun
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -108,9 +106,11 @@ func (r Runner) Must(t testing.TB, args ...string) Result {
 
 // Proc is a running hindsight.
 type Proc struct {
-	Cmd            *exec.Cmd
+	Cmd *exec.Cmd
+	// The output goes to files, not pipes: a daemon the command starts
+	// inherits them, and Wait must not wait for the daemon to close them.
+	stdout, stderr *os.File
 	args           []string
-	stdout, stderr lockedBuffer
 	start, end     time.Time
 	done           chan struct{}
 	err            error
@@ -132,9 +132,18 @@ func (r Runner) Start(t testing.TB, args ...string) *Proc {
 	cmd.Env = r.Env
 	p := &Proc{Cmd: cmd, args: args, done: make(chan struct{}), cancel: cancel,
 		timedOut: func() bool { return errors.Is(ctx.Err(), context.DeadlineExceeded) }}
-	cmd.Stdout, cmd.Stderr = &p.stdout, &p.stderr
+	dir := t.TempDir()
+	for _, f := range []**os.File{&p.stdout, &p.stderr} {
+		var err error
+		if *f, err = os.CreateTemp(dir, "out"); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { p.stdout.Close(); p.stderr.Close() })
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
-	cmd.WaitDelay = 10 * time.Second
+	cmd.WaitDelay = 10 * time.Second // for the SIGKILL after SIGQUIT
 	p.start = time.Now()
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -158,7 +167,11 @@ func (r Runner) Start(t testing.TB, args ...string) *Proc {
 }
 
 // Output returns what the process wrote so far.
-func (p *Proc) Output() (stdout, stderr string) { return p.stdout.String(), p.stderr.String() }
+func (p *Proc) Output() (stdout, stderr string) {
+	o, _ := os.ReadFile(p.stdout.Name())
+	e, _ := os.ReadFile(p.stderr.Name())
+	return string(o), string(e)
+}
 
 // Wait waits for the process to exit. Death by a signal or the timeout
 // fails the test: hindsight must always exit with a code of its own.
@@ -166,7 +179,8 @@ func (p *Proc) Wait(t testing.TB) Result {
 	t.Helper()
 	<-p.done
 	p.cancel()
-	res := Result{Args: p.args, Code: -1, Stdout: p.stdout.String(), Stderr: p.stderr.String(), Took: p.end.Sub(p.start)}
+	res := Result{Args: p.args, Code: -1, Took: p.end.Sub(p.start)}
+	res.Stdout, res.Stderr = p.Output()
 	if p.timedOut() {
 		t.Fatalf("killed after %s (SIGQUIT for a stack dump): %s", res.Took.Round(time.Second), res)
 	}
@@ -183,23 +197,4 @@ func (p *Proc) Wait(t testing.TB) Result {
 		t.Fatalf("waiting for hindsight: %v: %s", p.err, res)
 	}
 	return res
-}
-
-// lockedBuffer lets a test read a running process's output while exec's
-// goroutine appends to it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -63,7 +63,8 @@ func write(t testing.TB, p string, b []byte) {
 // contents, link targets, xattrs, the snapshot's host and tag, the source
 // path) and pushes it to a real MinIO. No object in the bucket, and no
 // file of the repository outside its local index, may hold any marker, the
-// password or the S3 secret key.
+// password or the S3 secret key; nor may the commands' -v output hold the
+// password or the secret key.
 //
 // The index (REPO/index, or the cache directory of a remote repository)
 // is the exception SECURITY.md documents: a local cache that holds paths
@@ -83,15 +84,19 @@ func TestRemoteSeesOnlyCiphertext(t *testing.T) {
 	secrets = append(secrets, password, host, tag, srv.Credentials.SecretAccessKey)
 	repo := filepath.Join(tmp, "repo")
 	hs := hsrun.New(t, bin, "HINDSIGHT_PASSWORD="+password, "HINDSIGHT_REPOSITORY="+repo).With(srv.Env()...)
-	hs.Must(t, "init")
-	hs.Must(t, "backup", "--host", host, "--tag", tag, src)
-	hs.Must(t, "remote", "add", "offsite", srv.URL("sec", "repo"))
-	hs.Must(t, "push", "offsite")
+	// With -v, and no secret of the test's may be in what they print
+	// either; the S3 secret key, in particular, is in the environment.
+	var found []string
+	for _, args := range [][]string{{"init"}, {"backup", "--host", host, "--tag", tag, src},
+		{"remote", "add", "offsite", srv.URL("sec", "repo")}, {"push", "offsite"}} {
+		r := hs.Must(t, append([]string{"-v"}, args...)...)
+		found = append(found, leaks("the output of hindsight "+args[0], []byte(r.Stdout+r.Stderr),
+			[]string{password, srv.Credentials.SecretAccessKey})...)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c := srv.Client(t)
-	var found []string
 	kinds := map[string]int{}
 	for oi := range c.ListObjectsIter(ctx, "sec", minio.ListObjectsOptions{Recursive: true, WithMetadata: true}) {
 		if oi.Err != nil {
