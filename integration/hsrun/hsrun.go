@@ -31,6 +31,11 @@ func Main(m *testing.M, bin *string) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// Tests run the binary as other users too.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	*bin = filepath.Join(dir, "hindsight")
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -49,6 +54,9 @@ type Runner struct {
 	Bin     string
 	Env     []string
 	Timeout time.Duration // 0: Timeout
+	// SysProcAttr, when set, is given to every process: to run as
+	// another user, say.
+	SysProcAttr *syscall.SysProcAttr
 }
 
 // New returns a runner whose environment is this process's without any
@@ -81,6 +89,7 @@ type Result struct {
 	Code           int
 	Stdout, Stderr string
 	Took           time.Duration
+	MaxRSS         int64 // peak resident memory, bytes
 }
 
 func (r Result) String() string {
@@ -130,6 +139,7 @@ func (r Runner) Start(t testing.TB, args ...string) *Proc {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	cmd := exec.CommandContext(ctx, r.Bin, args...)
 	cmd.Env = r.Env
+	cmd.SysProcAttr = r.SysProcAttr
 	p := &Proc{Cmd: cmd, args: args, done: make(chan struct{}), cancel: cancel,
 		timedOut: func() bool { return errors.Is(ctx.Err(), context.DeadlineExceeded) }}
 	dir := t.TempDir()
@@ -183,6 +193,9 @@ func (p *Proc) Wait(t testing.TB) Result {
 	res.Stdout, res.Stderr = p.Output()
 	if p.timedOut() {
 		t.Fatalf("killed after %s (SIGQUIT for a stack dump): %s", res.Took.Round(time.Second), res)
+	}
+	if ru, ok := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.MaxRSS = ru.Maxrss << 10 // Linux counts KiB
 	}
 	var ee *exec.ExitError
 	switch {
