@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/restic/chunker"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/crypto"
 )
 
 // FormatVersion is the repository format this build writes and the newest
@@ -56,8 +58,22 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: pack size %d out of range", c.PackSize)
 	case c.Compression != "zstd" && c.Compression != "none":
 		return fmt.Errorf("config: unknown compression %q", c.Compression)
+	case c.Encryption == crypto.NoEncryption && len(c.IDKey) != crypto.KeySize:
+		// A short key would leave the rest of the blob-ID key zero.
+		return fmt.Errorf("config: blob-ID key of %d bytes, want %d", len(c.IDKey), crypto.KeySize)
+	case c.Encryption != crypto.NoEncryption && len(c.IDKey) != 0:
+		return errors.New("config: an encrypted repository keeps its blob-ID key in its key files, not here")
 	}
 	return nil
+}
+
+// decodeConfig reads the config's opened (authenticated) JSON.
+func decodeConfig(plain []byte) (Config, error) {
+	var c Config
+	if err := json.Unmarshal(plain, &c); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return c, c.validate()
 }
 
 // envelope is the config file's outer, unencrypted form.

@@ -3,8 +3,10 @@ package chunkstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
 
 	"github.com/zeebo/blake3"
@@ -148,7 +150,17 @@ func (r *Repository) mergeSegments(ctx context.Context) error {
 		return err
 	}
 	for _, id := range todo {
-		if err := r.mergeSegment(ctx, r.idx, id); err != nil {
+		err := r.mergeSegment(ctx, r.idx, id)
+		if errors.Is(err, ErrCorrupt) {
+			// Failing would stop every command for good: index rebuild
+			// reads the trailers of the packs a damaged segment lists
+			// but cannot mark the segment merged. Blobs it alone lists
+			// are missing from the index until that rebuild.
+			slog.Warn("skipping a damaged index segment; 'hindsight index rebuild' reads its packs' trailers instead",
+				"segment", id, "err", err)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}

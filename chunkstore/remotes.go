@@ -43,6 +43,10 @@ func (r *Repository) Remotes(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeRemotes(b)
+}
+
+func decodeRemotes(b []byte) (map[string]string, error) {
 	var f remotesFile
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("%s: %w", remotesName, err)
@@ -51,6 +55,11 @@ func (r *Repository) Remotes(ctx context.Context) (map[string]string, error) {
 		f.Remotes = map[string]string{}
 	}
 	return f.Remotes, nil
+}
+
+func encodeRemotes(all map[string]string) ([]byte, error) {
+	b, err := json.MarshalIndent(remotesFile{Version: 1, Remotes: all}, "", "  ")
+	return append(b, '\n'), err
 }
 
 // Remote returns the URL of the named remote.
@@ -78,11 +87,11 @@ func (r *Repository) SaveRemote(ctx context.Context, name, url string) error {
 		return err
 	}
 	all[name] = url
-	b, err := json.MarshalIndent(remotesFile{Version: 1, Remotes: all}, "", "  ")
+	b, err := encodeRemotes(all)
 	if err != nil {
 		return err
 	}
-	return saveBytes(ctx, r.be, remotesName, append(b, '\n'))
+	return saveBytes(ctx, r.be, remotesName, b)
 }
 
 // RemoteStatus compares the repository with one remote.

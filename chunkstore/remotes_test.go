@@ -83,3 +83,38 @@ func TestImmutable(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRemotesFile decodes arbitrary remotes.json content: the file is
+// plain JSON that people edit by hand. A decoded list must come back from
+// SaveRemote's encoding unchanged.
+func FuzzRemotesFile(f *testing.F) {
+	good, err := encodeRemotes(map[string]string{"offsite": "s3:https://h/b", "usb": "/mnt/usb"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"version":1,"remotes":null}`))
+	f.Add([]byte(`{"version":2,"remotes":{"a":"x","a":"y"}}`))
+	f.Add([]byte(`{"remotes":{"\xff":"\u0000"}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		all, err := decodeRemotes(b)
+		if err != nil {
+			if all != nil {
+				t.Fatalf("error %v with remotes %v", err, all)
+			}
+			return
+		}
+		if all == nil {
+			t.Fatal("decoded a nil map: SaveRemote would panic adding to it")
+		}
+		again, err := encodeRemotes(all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := decodeRemotes(again)
+		if err != nil || !maps.Equal(back, all) {
+			t.Fatalf("round trip: %v, %v; want %v", back, err, all)
+		}
+	})
+}

@@ -84,16 +84,17 @@ func Init(ctx context.Context, be remote.Backend, password []byte, o InitOptions
 	if cfg.Encryption == "" {
 		cfg.Encryption = crypto.DefaultSealer
 	}
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
 	key, err := crypto.NewRandomKey()
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Encryption == crypto.NoEncryption {
 		cfg.IDKey = key.ID[:]
-	} else {
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Encryption != crypto.NoEncryption {
 		if len(password) == 0 {
 			return nil, errors.New("an empty password is not allowed")
 		}
@@ -235,23 +236,23 @@ func Open(ctx context.Context, be remote.Backend, o Options) (*Repository, error
 	if r.fs == nil {
 		r.fs = vfs.Default
 	}
+	openConfig := func(key *crypto.Key) ([]byte, error) {
+		s, err := crypto.NewSealer(env.Encryption, key)
+		if err != nil {
+			return nil, err
+		}
+		return codec.New(s, false).Open(nil, sealed, codec.ADConfig)
+	}
+	var plain []byte
 	if env.Encryption == crypto.NoEncryption {
 		r.key = &crypto.Key{}
-	} else if r.key, r.keyName, err = openKey(ctx, be, o.Password); err != nil {
+		if plain, err = openConfig(r.key); err != nil {
+			return nil, fmt.Errorf("config of %s fails authentication: %w", be.Location(), err)
+		}
+	} else if r.key, r.keyName, plain, err = openKey(ctx, be, o.Password, openConfig); err != nil {
 		return nil, err
 	}
-	s, err := crypto.NewSealer(env.Encryption, r.key)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := codec.New(s, false).Open(nil, sealed, codec.ADConfig)
-	if err != nil {
-		return nil, fmt.Errorf("config of %s fails authentication: %w", be.Location(), err)
-	}
-	if err := json.Unmarshal(plain, &r.cfg); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if err := r.cfg.validate(); err != nil {
+	if r.cfg, err = decodeConfig(plain); err != nil {
 		return nil, err
 	}
 	if r.cfg.ID != env.ID || r.cfg.Encryption != env.Encryption {
@@ -307,22 +308,29 @@ func openIndex(fs vfs.FS, dir string, o index.Options) (index.Store, error) {
 	return index.OpenShared(fs, dir, o)
 }
 
-func openKey(ctx context.Context, be remote.Backend, password []byte) (*crypto.Key, string, error) {
+// openKey finds the key file that opens with password and whose master
+// key opens the config (openConfig returns the config's plaintext). A key
+// file can open with the password and still be the wrong one: another
+// repository's, copied in by mistake or planted, with a password reused
+// across repositories. Such a key is passed over, so that it cannot hide
+// the repository's own.
+func openKey(ctx context.Context, be remote.Backend, password []byte, openConfig func(*crypto.Key) ([]byte, error)) (*crypto.Key, string, []byte, error) {
 	var names []string
 	err := be.List(ctx, keysPrefix, func(fi remote.FileInfo) error {
 		names = append(names, fi.Name)
 		return nil
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if len(names) == 0 {
-		return nil, "", fmt.Errorf("%s has no key files", be.Location())
+		return nil, "", nil, fmt.Errorf("%s has no key files", be.Location())
 	}
+	var mismatch error
 	for _, name := range names {
 		b, err := loadAll(ctx, be, name)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		kf, err := crypto.DecodeKeyFile(b)
 		if err != nil {
@@ -334,11 +342,25 @@ func openKey(ctx context.Context, be remote.Backend, password []byte) (*crypto.K
 			continue
 		}
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
-		return key, name, nil
+		plain, err := openConfig(key)
+		if errors.Is(err, crypto.ErrAuth) {
+			if mismatch == nil {
+				mismatch = fmt.Errorf("config of %s fails authentication with %s, which opens with this password "+
+					"(a key file of another repository, or a damaged config): %w", be.Location(), name, err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return key, name, plain, nil
 	}
-	return nil, "", ErrWrongPassword
+	if mismatch != nil {
+		return nil, "", nil, mismatch
+	}
+	return nil, "", nil, ErrWrongPassword
 }
 
 func loadAll(ctx context.Context, be remote.Backend, name string) ([]byte, error) {

@@ -116,8 +116,9 @@ func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plai
 	return false, nil
 }
 
-// maxBlobSize caps plaintext blobs; chunks are at most MaxChunk and trees
-// are split by the snapshot package well below this.
+// maxBlobSize caps plaintext blobs. Chunks are at most MaxChunk; a tree
+// blob holds one whole directory, so a directory of several hundred
+// thousand entries with long names exceeds it and cannot be stored.
 const maxBlobSize = 64 << 20
 
 // encodeBuffers holds the stored forms of blobs between encoding and

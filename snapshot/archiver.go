@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -539,7 +540,12 @@ func (a *archiver) finishDir(ctx context.Context, rel string, n Node, children [
 			t.Nodes = append(t.Nodes, cn.Node)
 		}
 		id, err := SaveTree(ctx, a.repo, t)
-		if err == nil {
+		if err != nil {
+			// A directory of several hundred thousand entries can
+			// exceed the blob size limit; the error fails the whole
+			// backup, so it must say which directory.
+			err = fmt.Errorf("directory %s (%d entries): %w", cmp.Or(rel, "."), len(t.Nodes), err)
+		} else {
 			err = a.hist.diff(ctx, rel, t, parentTree, skipped)
 		}
 		n.Subtree = id

@@ -197,10 +197,22 @@ func read(ctx context.Context, b remote.Backend, name string) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("lock: read %s: %w", id, err)
 	}
+	return decodeInfo(id, p), nil
+}
+
+// decodeInfo never fails: what does not decode is a Damaged lock. So is
+// valid JSON without the times ("null", "{}", a newer version's fields):
+// its zero heartbeat would make it look abandoned for decades, and it
+// would be removed from under whatever process wrote it.
+func decodeInfo(id string, p []byte) Info {
 	var info Info
-	if err := json.Unmarshal(p, &info); err != nil {
-		return Info{ID: id, Exclusive: true, Damaged: err.Error()}, nil
+	err := json.Unmarshal(p, &info)
+	if err == nil && (info.Created.IsZero() || info.Heartbeat.IsZero()) {
+		err = errors.New("no creation or heartbeat time")
+	}
+	if err != nil {
+		return Info{ID: id, Exclusive: true, Damaged: err.Error()}
 	}
 	info.ID = id
-	return info, nil
+	return info
 }

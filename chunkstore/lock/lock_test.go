@@ -1,7 +1,6 @@
 package lock
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -196,22 +195,31 @@ func TestRemoveStale(t *testing.T) {
 }
 
 func TestDamagedLockBlocksUntilRemoveAll(t *testing.T) {
-	b := newBackend(t)
-	p := []byte("{not json")
-	if err := b.Save(t.Context(), "locks/damaged", bytes.NewReader(p), int64(len(p))); err != nil {
-		t.Fatal(err)
+	for name, p := range map[string]string{
+		"not JSON":  "{not json",
+		"null":      "null",
+		"no times":  `{"exclusive":false,"host":"me","pid":1}`,
+		"no beat":   `{"created":"2026-01-02T03:04:05Z"}`,
+		"other era": `{"format":2,"holder":{"host":"me"}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := newBackend(t)
+			if err := b.Save(t.Context(), "locks/damaged", strings.NewReader(p), int64(len(p))); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Acquire(t.Context(), b, false, "backup", testOpts("me", 1))
+			if locked, ok := errors.AsType[*LockedError](err); !ok || locked.Holders[0].Damaged == "" {
+				t.Fatalf("Acquire = %v; want *LockedError naming the damaged lock", err)
+			}
+			if removed, _ := RemoveStale(t.Context(), b, testOpts("me", 1)); len(removed) != 0 {
+				t.Errorf("RemoveStale removed %+v; a damaged lock is never stale", removed)
+			}
+			if n, err := RemoveAll(t.Context(), b); err != nil || n != 1 {
+				t.Fatalf("RemoveAll = %d, %v; want 1", n, err)
+			}
+			acquire(t, b, true, "prune", testOpts("me", 1))
+		})
 	}
-	_, err := Acquire(t.Context(), b, false, "backup", testOpts("me", 1))
-	if locked, ok := errors.AsType[*LockedError](err); !ok || locked.Holders[0].Damaged == "" {
-		t.Fatalf("Acquire = %v; want *LockedError naming the damaged lock", err)
-	}
-	if removed, _ := RemoveStale(t.Context(), b, testOpts("me", 1)); len(removed) != 0 {
-		t.Errorf("RemoveStale removed %+v; a damaged lock is never stale", removed)
-	}
-	if n, err := RemoveAll(t.Context(), b); err != nil || n != 1 {
-		t.Fatalf("RemoveAll = %d, %v; want 1", n, err)
-	}
-	acquire(t, b, true, "prune", testOpts("me", 1))
 }
 
 func TestReleaseRemovesObject(t *testing.T) {
