@@ -33,3 +33,8 @@ go vet ./...
 # this one. The timeout stays well inside CI's 90 minutes.
 step "go test -count=1 -timeout 60m ./..."
 go test -count=1 -timeout 60m ./...
+
+# Every decoder's fuzz target, briefly: new inputs each run, and the corpus
+# under testdata/fuzz replayed (go test above already replays it too).
+step "fuzz every target for 10 s"
+FUZZTIME=10s bash integration/scripts/fuzz.sh
