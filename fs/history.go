@@ -124,22 +124,69 @@ func (n *historyNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 	return n.NewInode(ctx, h, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: childIno(n.StableAttr().Ino, name)}), 0
 }
 
-// containerAttr picks what the history directory of p shows: the directory
-// p last was, so that its owner and mode guard its history as they guarded
-// it; for a path that never was a directory, a listing anyone may read
-// (the versions inside keep their own owners and modes).
+// containerAttr picks what the history directory of p shows: the
+// directory p was, as strict as it ever was (see strictest), so that its
+// history is guarded as each of its versions was; for a path that never
+// was a directory, a listing anyone may read (the versions inside keep
+// their own owners and modes).
 func (n *historyNode) containerAttr(ctx context.Context, s *source, p string, vs []Version) Entry {
-	for i := len(vs) - 1; i >= 0; i-- {
-		j, ok := s.byID[vs[i].Snapshot]
-		if !ok || vs[i].Type != syscall.S_IFDIR {
+	var dirs []Entry
+	for _, v := range vs {
+		j, ok := s.byID[v.Snapshot]
+		if !ok || v.Type != syscall.S_IFDIR {
 			continue
 		}
 		if e, _, err := n.m.resolve(ctx, &s.snaps[j], p); err == nil {
-			return e
+			dirs = append(dirs, e)
 		}
+	}
+	if len(dirs) > 0 {
+		return strictest(dirs)
 	}
 	last := vs[len(vs)-1].Time.UnixNano()
 	return Entry{Mode: syscall.S_IFDIR | 0o555, Atime: last, Mtime: last, Ctime: last}
+}
+
+// aclXattr is where a POSIX ACL is kept.
+const aclXattr = "system.posix_acl_access"
+
+// strictest combines the versions of one directory, oldest first, into the
+// entry its history directory shows: the newest, granting only what every
+// version granted. A file of an old version was guarded by that version's
+// directory: had the history shown only the newest, a private directory
+// made public later would expose its old private contents. Who owned which
+// version cannot be combined, so if owner, group or ACL ever changed, the
+// owner becomes root and only the permissions of others remain.
+func strictest(dirs []Entry) Entry {
+	e := dirs[len(dirs)-1]
+	perm := uint32(0o777)
+	same := true
+	for _, d := range dirs {
+		perm &= d.Mode
+		same = same && d.UID == e.UID && d.GID == e.GID && string(xattr(d, aclXattr)) == string(xattr(e, aclXattr))
+	}
+	if !same {
+		e.UID, e.GID = 0, 0
+		perm &= 0o007
+		var kept []Xattr
+		for _, x := range e.Xattrs {
+			if x.Name != aclXattr {
+				kept = append(kept, x)
+			}
+		}
+		e.Xattrs = kept
+	}
+	e.Mode = e.Mode&^0o777 | perm
+	return e
+}
+
+func xattr(e Entry, name string) []byte {
+	for _, x := range e.Xattrs {
+		if x.Name == name {
+			return x.Value
+		}
+	}
+	return nil
 }
 
 // version makes the entry of path in snapshot s. It gets the inode number

@@ -139,14 +139,18 @@ func (n *sourceNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 }
 
 // history makes the root of the source's history view. It looks as the
-// backed-up directory does in the newest snapshot, so its owner and mode
-// guard the history as they guarded the original.
+// backed-up directory did in every snapshot (see strictest), so that its
+// owner and mode guard the history as they guarded the original.
 func (n *sourceNode) history(ctx context.Context, s *source, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	e, err := n.m.repo.Root(ctx, &s.snaps[s.latest()])
-	if errno := n.m.errno(err, "reading snapshot", n.name+"/"+latestName); errno != 0 {
-		return nil, errno
+	roots := make([]Entry, len(s.snaps))
+	for i := range s.snaps {
+		var err error
+		roots[i], err = n.m.repo.Root(ctx, &s.snaps[i])
+		if errno := n.m.errno(err, "reading snapshot", n.name+"/"+s.names[i]); errno != 0 {
+			return nil, errno
+		}
 	}
-	h := &historyNode{m: n.m, src: s.src, source: n.name, dir: e}
+	h := &historyNode{m: n.m, src: s.src, source: n.name, dir: strictest(roots)}
 	h.attr(&out.Attr)
 	return n.NewInode(ctx, h, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: n.historyIno()}), 0
 }

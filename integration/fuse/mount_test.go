@@ -299,3 +299,47 @@ func TestParallelReaders(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestHistoryPermissionsAsNobody: a file anyone may read, in a directory
+// that was private when it was backed up, stays unreadable to others
+// through .history after the directory was made again, public, as it was
+// on the source then.
+func TestHistoryPermissionsAsNobody(t *testing.T) {
+	r := newRepo(t)
+	src, err := os.MkdirTemp("", "hindsight-src-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(src) })
+	os.Chmod(src, 0o755)
+	dir := filepath.Join(src, "dir")
+	os.Mkdir(dir, 0o700)
+	if err := os.WriteFile(filepath.Join(dir, "old.txt"), []byte("private then"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.backup(t, src)
+	os.RemoveAll(dir)
+	r.backup(t, src)
+	os.Mkdir(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "new.txt"), []byte("public now"), 0o644)
+	r.backup(t, src)
+	mnt, _ := r.mount(t, "--allow-other")
+	asNobody := func(name string, args ...string) (string, error) {
+		cmd := exec.Command(name, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	hist := filepath.Join(sourceDir(mnt, src), ".history", "dir", "old.txt")
+	versions := names(t, hist)
+	if len(versions) != 1 {
+		t.Fatalf("versions of dir/old.txt: %v, want 1", versions)
+	}
+	if out, err := asNobody("cat", filepath.Join(hist, versions[0])); err == nil || !strings.Contains(out, "Permission denied") {
+		t.Errorf("nobody read old.txt from when dir was 0700: %v: %s", err, out)
+	}
+	// The newest snapshot itself is as open as the source is now.
+	if out, err := asNobody("cat", filepath.Join(latest(t, mnt, src), "dir", "new.txt")); err != nil || out != "public now" {
+		t.Errorf("nobody reading the newest snapshot: %v: %s", err, out)
+	}
+}
