@@ -47,6 +47,15 @@ func openDirect(path string) *os.File {
 type directReaderAt struct{ f *os.File }
 
 func (d directReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) > 0 && uintptr(unsafe.Pointer(&p[0]))%directAlign == 0 && off%directAlign == 0 && len(p)%directAlign == 0 {
+		// The chunker reads its own page-aligned buffer at aligned
+		// offsets: no copy through a bounce buffer.
+		n, err := d.f.ReadAt(p, off)
+		if err == io.EOF && n == len(p) {
+			err = nil
+		}
+		return n, err
+	}
 	bp := directBuffers.Get().(*[]byte)
 	defer directBuffers.Put(bp)
 	buf := *bp
