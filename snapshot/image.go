@@ -46,7 +46,7 @@ const imageDirName = "image"
 // stream through the chunker, and writes a snapshot of kind KindImage.
 // All-zero chunks are recorded as holes and not stored; a sparse image
 // file's holes are not even read. Large images are read in 128 MiB pieces,
-// four at a time. The latest image snapshot of the same source guides the
+// two at a time. The latest image snapshot of the same source guides the
 // chunking (see guide): what did not change is hashed, not chunked again.
 func BackupImage(ctx context.Context, repo Repo, path string, o ImageOptions, prog *Progress) (*Result, error) {
 	start := time.Now()

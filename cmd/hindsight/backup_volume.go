@@ -64,10 +64,10 @@ In "hindsight mount" the image is a file that "mount -o loop,ro" opens.`,
 
 // backupImage runs an image backup with a progress line.
 // imageMemoryLimit replaces the CLI's default heap limit for image
-// backups: their 32 MiB of chunks in flight and as much in recycled
-// buffers are live data beside the pack being written, and under the
-// default limit the collector ran without pause (a 2 GiB image on two
-// cores: 7.0 s at 56 MiB, 5.0 s at 112 MiB, peak RSS 103 and 137 MB).
+// backups: their 32 MiB of chunks in flight are live data beside the pack
+// being written and the recycled buffers, and under the default limit the
+// collector ran without pause (a 2 GiB image on two cores: 7.0 s at
+// 56 MiB, 5.0 s at 112 MiB, peak RSS 103 and 137 MB).
 const imageMemoryLimit = 112 << 20
 
 func (a *app) backupImage(s *session, path string, o snapshot.ImageOptions) (*snapshot.Result, error) {
