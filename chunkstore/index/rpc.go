@@ -31,7 +31,7 @@ import (
 
 const (
 	protocolMagic   = "hsindex\x00"
-	protocolVersion = 1
+	protocolVersion = 2
 )
 
 const (
@@ -57,6 +57,12 @@ const (
 	opHistoryChildren = 20
 	opHistorySources  = 21
 	opDeleteHistory   = 22
+	opLookupLive      = 23
+	opCondemn         = 24
+	opUncondemn       = 25
+	opBury            = 26
+	opDropPack        = 27
+	opCondemned       = 28
 )
 
 const (

@@ -28,6 +28,12 @@ type Store interface {
 	HistoryChildren(source, dir string, fn func(name string) error) error
 	HistorySources(fn func(source string) error) error
 	DeleteHistory(source string, snap blob.ID) error
+	LookupLive(t blob.Type, id blob.ID) (Location, bool, error)
+	Condemn(record RecordID, packs []blob.ID) error
+	Uncondemn(record RecordID, pack blob.ID) error
+	Bury(record RecordID, pack blob.ID) error
+	DropPack(pack blob.ID, blobs []BlobRef, moved []BlobEntry, remotes []string) error
+	Condemned(fn func(Condemnation) error) error
 	Close() error
 }
 
