@@ -147,7 +147,7 @@ func (r *Repository) mergeSegments(ctx context.Context) error {
 		return err
 	}
 	for _, id := range todo {
-		if err := r.mergeSegment(ctx, r.idx, id); err != nil {
+		if err := r.mergeSegment(ctx, r.idx, id, nil); err != nil {
 			return err
 		}
 	}
@@ -175,14 +175,18 @@ func (r *Repository) LoadSegment(ctx context.Context, id blob.ID) ([]segment.Pac
 	return packs, nil
 }
 
-func (r *Repository) mergeSegment(ctx context.Context, idx index.Store, id blob.ID) error {
+// mergeSegment adds a segment's packs to idx, those for which keep holds
+// (all when keep is nil).
+func (r *Repository) mergeSegment(ctx context.Context, idx index.Store, id blob.ID, keep func(blob.ID) bool) error {
 	packs, err := r.LoadSegment(ctx, id)
 	if err != nil {
 		return err
 	}
-	pb := make([]index.PackBlobs, len(packs))
-	for i, p := range packs {
-		pb[i] = index.PackBlobs{PackInfo: index.PackInfo{ID: p.ID, Size: p.Size, Count: uint32(len(p.Blobs))}, Blobs: segmentEntries(p)}
+	pb := make([]index.PackBlobs, 0, len(packs))
+	for _, p := range packs {
+		if keep == nil || keep(p.ID) {
+			pb = append(pb, index.PackBlobs{PackInfo: index.PackInfo{ID: p.ID, Size: p.Size, Count: uint32(len(p.Blobs))}, Blobs: segmentEntries(p)})
+		}
 	}
 	return idx.AddSegment(id, pb)
 }

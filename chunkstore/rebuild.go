@@ -1,10 +1,12 @@
 package chunkstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
@@ -62,9 +64,17 @@ func (r *Repository) RebuildIndex(ctx context.Context, progress func(done, total
 	if err != nil {
 		return st, err
 	}
+	// Condemned packs are known before any segment is merged, so that they
+	// displace no other copy of a blob; packs prune deleted are left out
+	// of segments that still list them.
+	if err := r.applyRecords(ctx, idx); err != nil {
+		return st, err
+	}
+	slices.SortFunc(packs, byID)
+	exists := func(id blob.ID) bool { _, ok := slices.BinarySearchFunc(packs, id, byID); return ok }
 	total := len(segs) + len(packs)
 	for i, id := range segs {
-		if err := r.mergeSegment(ctx, idx, id); err != nil {
+		if err := r.mergeSegment(ctx, idx, id, exists); err != nil {
 			st.BadSegments++
 			continue
 		}
@@ -130,3 +140,6 @@ func (r *Repository) swapIndex(dir string) error {
 	r.idx = idx
 	return r.fs.RemoveAll(old)
 }
+
+// byID orders pack IDs as listings and the index do.
+func byID(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) }

@@ -147,6 +147,7 @@ Wherever a snapshot is named, "latest" or an unambiguous prefix of its ID
 		a.indexCommand(), a.historyCommand(), a.mountCommand(), exitCodesTopic(),
 		a.pushCommand(), a.remoteCommand(), a.cloneCommand(), a.repairCommand(),
 		a.lvmCommand(), a.backupVolumeCommand(), a.restoreVolumeCommand(),
+		a.pruneCommand(),
 	)
 	return root
 }
