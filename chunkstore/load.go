@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -43,7 +44,18 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID, buf 
 	if !ok {
 		return nil, &BlobMissingError{Type: t, ID: id}
 	}
-	return r.loadAt(ctx, t, id, loc, buf)
+	plain, err := r.loadAt(ctx, t, id, loc, buf)
+	var missing *BlobMissingError
+	if !errors.As(err, &missing) {
+		return plain, err
+	}
+	// Prune may have moved the blob and deleted its old pack between the
+	// lookup and the read: the index then knows the new place.
+	again, ok, lerr := r.idx.Lookup(t, id)
+	if lerr != nil || !ok || again == loc {
+		return nil, err
+	}
+	return r.loadAt(ctx, t, id, again, buf)
 }
 
 // storedBuffers holds the stored form of blobs being loaded: it is dead

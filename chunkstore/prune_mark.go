@@ -2,6 +2,7 @@ package chunkstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
@@ -37,9 +38,19 @@ func (p *pruner) markSnapshots(ctx context.Context) error {
 		if err != nil || done {
 			return err
 		}
+		err = p.o.Refs(ctx, rec, m)
+		var missing *BlobMissingError
+		if errors.As(err, &missing) && missing.Pack.IsZero() {
+			// Written after the index was opened, by a process with
+			// another index (a push to this remote): its segments are
+			// in the repository, written before it.
+			if err = p.r.mergeSegments(ctx); err == nil {
+				err = p.o.Refs(ctx, rec, m)
+			}
+		}
 		// A snapshot that cannot be walked could reference anything: the
 		// run stops before it condemns or deletes.
-		if err := p.o.Refs(ctx, rec, m); err != nil {
+		if err != nil {
 			return fmt.Errorf("snapshot %s: %w", id.Short(), err)
 		}
 		p.st.Snapshots++
