@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
@@ -89,7 +90,8 @@ type PruneOptions struct {
 	Protect func(pack blob.ID) (bool, error)
 	// Jobs bounds parallel pack reads and tree loads. Default 4.
 	Jobs int
-	// Step, if set, is called as each step begins (progress, tests).
+	// Step, if set, is called as each step begins (progress, tests), from
+	// one goroutine at a time.
 	Step   func(step string)
 	Logger *slog.Logger
 }
@@ -128,6 +130,8 @@ var ErrPruneRunning = errors.New("another prune is running")
 type pruner struct {
 	r       *Repository
 	o       PruneOptions
+	mu      sync.Mutex // guards st where workers run in parallel
+	stepMu  sync.Mutex // one Step call at a time
 	st      PruneStats
 	scratch *index.Scratch
 	remotes []string // names whose "r" keys go with deleted packs
@@ -162,6 +166,8 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (PruneStats, err
 func (p *pruner) step(name string) {
 	p.o.Logger.Debug("prune", "step", name)
 	if p.o.Step != nil {
+		p.stepMu.Lock()
+		defer p.stepMu.Unlock()
 		p.o.Step(name)
 	}
 }

@@ -28,6 +28,7 @@ func (p *pruner) repackPack(ctx context.Context, id blob.ID) error {
 		return fmt.Errorf("repack %s: %w", id, err)
 	}
 	var plain []byte
+	copied := 0
 	for _, e := range entries {
 		if live, err := p.placedIn(id, e); err != nil || !live {
 			if err != nil {
@@ -38,8 +39,11 @@ func (p *pruner) repackPack(ctx context.Context, id blob.ID) error {
 		if plain, err = p.copyBlob(ctx, id, e, plain); err != nil {
 			return err
 		}
-		p.st.RepackedBlobs++
+		copied++
 	}
+	p.mu.Lock()
+	p.st.RepackedBlobs += copied
+	p.mu.Unlock()
 	return nil
 }
 

@@ -30,38 +30,55 @@ func (p *pruner) settle(ctx context.Context, ripe []*record) error {
 	return nil
 }
 
+// verdict is judge's decision on one condemned pack.
+type verdict struct {
+	rec    index.RecordID
+	pack   blob.ID
+	needed bool
+	size   int64
+}
+
 func (p *pruner) settleBatch(ctx context.Context, recs []*record) error {
-	doomed := map[blob.ID]int64{} // pack → size
+	var vs []*verdict
 	for _, rec := range recs {
 		for _, id := range rec.Packs {
-			needed, size, err := p.judge(ctx, rec.ID, id)
-			if err != nil {
-				return err
-			}
-			if needed {
-				p.st.Pardoned++
-			} else {
-				doomed[id] = size
-			}
+			vs = append(vs, &verdict{rec: rec.ID, pack: id})
 		}
 	}
-	if p.o.DryRun {
-		for _, size := range doomed {
-			p.st.Deleted++
-			p.st.DeletedBytes += size
-		}
-		return nil
-	}
-	p.step("segments")
-	if err := p.rewriteSegments(ctx, doomed); err != nil {
+	err := parallel(ctx, p.o.Jobs, vs, func(ctx context.Context, v *verdict) (err error) {
+		v.needed, v.size, err = p.judge(ctx, v.rec, v.pack)
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	for id, size := range doomed {
-		if err := p.deletePack(ctx, id); err != nil {
+	doomed := map[blob.ID]int64{} // pack → size
+	for _, v := range vs {
+		if v.needed {
+			p.st.Pardoned++
+		} else {
+			doomed[v.pack] = v.size
+		}
+	}
+	if !p.o.DryRun {
+		p.step("segments")
+		if err := p.rewriteSegments(ctx, doomed); err != nil {
 			return err
 		}
+		ids := make([]blob.ID, 0, len(doomed))
+		for id := range doomed {
+			ids = append(ids, id)
+		}
+		if err := parallel(ctx, p.o.Jobs, ids, p.deletePack); err != nil {
+			return err
+		}
+	}
+	for _, size := range doomed {
 		p.st.Deleted++
 		p.st.DeletedBytes += size
+	}
+	if p.o.DryRun {
+		return nil
 	}
 	p.step("records")
 	for _, rec := range recs {
