@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -93,6 +94,9 @@ func (a *app) runPrune(ctx context.Context, fl pruneFlags) error {
 		return err
 	}
 	defer done()
+	// The key derivation's 32 MiB are garbage now: returning them before
+	// the work starts keeps them from adding to the work's own peak.
+	debug.FreeOSMemory()
 	o.Lock = s.lock
 	o.Refs = func(ctx context.Context, rec []byte, m *chunkstore.Marker) error {
 		return snapshot.Refs(ctx, s.repo, rec, m, 4)
