@@ -54,7 +54,10 @@ consistent, and the next prune finishes the work.
 
 With --remote, the remote (a name given to 'hindsight remote add') is
 pruned in the same way, by its own snapshots; packs the local repository
-still has are kept there, since a push may rely on them.`,
+still has are kept there, since a push may rely on them. Prune a remote
+that a repository pushes to this way, from that repository: pruning it as
+a repository of its own (--repo s3:...) cannot know what the next push
+relies on.`,
 		Example: `  hindsight prune
   hindsight prune --dry-run
   hindsight prune --max-unused 20%
