@@ -93,8 +93,10 @@ do_init() {
   case $1 in
     hindsight) "$HINDSIGHT" init --repo "$2/repo" ;;
     restic) "$RESTIC" init ;;
+    # kopia applies its retention policy at each snapshot (by default it
+    # keeps 10 of 30 made within an hour): keep them all until the forget.
     kopia) "$KOPIA" repository create filesystem --path "$2/repo" --override-hostname bench --override-username bench &&
-      "$KOPIA" policy set --global --compression=zstd-fastest ;;
+      "$KOPIA" policy set --global --compression=zstd-fastest --keep-latest=1000 ;;
   esac
 }
 
@@ -116,8 +118,10 @@ do_forget_prune() {
       "$HINDSIGHT" prune --repo "$d/repo" ;;
     restic) "$RESTIC" forget --keep-last "$keep" --prune ;;
     kopia)
-      # shellcheck disable=SC2046
-      "$KOPIA" snapshot delete --delete $("$KOPIA" snapshot list "$DATA" --json | jq -r "sort_by(.startTime) | .[:-$keep][] | .id") &&
+      local ids
+      ids=$("$KOPIA" snapshot list "$DATA" --json | jq -r "sort_by(.startTime) | .[:-$keep][] | .id")
+      # shellcheck disable=SC2086
+      "$KOPIA" snapshot delete --delete $ids &&
       "$KOPIA" maintenance run --full --safety=none ;;
   esac
 }
