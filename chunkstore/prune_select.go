@@ -55,13 +55,20 @@ func (p *pruner) protected(pack blob.ID) (bool, error) {
 func (p *pruner) selectPacks(ctx context.Context) (unused, repack []blob.ID, err error) {
 	ub := p.scratch.NewUsageBatch()
 	defer ub.Close()
+	marks, err := p.scratch.NewMarkCursor()
+	if err != nil {
+		return nil, nil, err
+	}
 	err = p.r.idx.Blobs(func(e index.BlobEntry) error {
-		used, err := p.scratch.Marked(e.Type, e.ID)
+		used, err := marks.Marked(e.Type, e.ID)
 		if err != nil {
 			return err
 		}
 		return ub.Add(e.Pack, e.Length, used)
 	})
+	if cerr := marks.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil {
 		err = ub.Commit()
 	}
