@@ -53,12 +53,18 @@ import (
 // written before the mark is in the mark, or was deleted and needs
 // nothing: P is pardoned, not deleted, whenever one references it.
 //
-// Pushes to a remote are writers of the remote too: a push skips a pack
-// the remote's listing shows. Prune of a remote (same code, on the remote
-// opened as a repository) never condemns a pack the local index still
-// knows (PruneOptions.Protect): a push only relies on packs of its local
-// index, and a local pack is forgotten by the local index only once it is
-// deleted there, after every push that listed it has ended.
+// A lock is stale when its process is gone from this host, or has not
+// refreshed it for StaleAfter: a process frozen for longer than that is
+// the one case this, like any lock protocol, cannot cover.
+//
+// Pushes write the remote too, and a push skips the packs the remote's
+// listing shows. Prune of a remote (the same code, on the remote opened as
+// a repository, under the remote's lock) never condemns a pack the local
+// index still knows (PruneOptions.Protect): a push sends snapshots whose
+// blobs its local index places in its packs, and the local index forgets
+// a pack only when local prune deletes it, which no local snapshot then
+// needs; snapshots a push already sent are the remote's own, and the
+// remote's mark sees them.
 //
 // Crashes: every step is redone or finished by the next run. Repacked
 // copies are ordinary packs; a record without its locks object gets
@@ -66,8 +72,9 @@ import (
 // is dropped from the index before it is removed and its record goes last,
 // and the index of any process learns of all of it from the records.
 //
-// Memory: marks and pack usage live in the scratch database; what stays in
-// memory is bounded by a record's packs (maxRecordPacks) and the lock list.
+// Memory: marks and pack usage live in the scratch database, so memory
+// does not grow with the repository's blobs; it grows by 32 bytes per
+// pack this run condemns or finds condemned.
 type PruneOptions struct {
 	// DryRun reports what would be done and writes nothing.
 	DryRun bool
