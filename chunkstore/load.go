@@ -46,7 +46,18 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID, buf 
 	if !ok {
 		return nil, &BlobMissingError{Type: t, ID: id}
 	}
-	return r.loadAt(ctx, t, id, loc, buf)
+	plain, err := r.loadAt(ctx, t, id, loc, buf)
+	var missing *BlobMissingError
+	if !errors.As(err, &missing) {
+		return plain, err
+	}
+	// Prune may have moved the blob and deleted its old pack between the
+	// lookup and the read: the index then knows the new place.
+	again, ok, lerr := r.idx.Lookup(t, id)
+	if lerr != nil || !ok || again == loc {
+		return nil, err
+	}
+	return r.loadAt(ctx, t, id, again, buf)
 }
 
 // storedBuffers holds the stored form of blobs being loaded: it is dead
@@ -150,7 +161,7 @@ func (r *Repository) mergeSegments(ctx context.Context) error {
 		return err
 	}
 	for _, id := range todo {
-		err := r.mergeSegment(ctx, r.idx, id)
+		err := r.mergeSegment(ctx, r.idx, id, nil)
 		if errors.Is(err, ErrCorrupt) {
 			// Failing would stop every command for good: index rebuild
 			// reads the trailers of the packs a damaged segment lists
@@ -188,14 +199,18 @@ func (r *Repository) LoadSegment(ctx context.Context, id blob.ID) ([]segment.Pac
 	return packs, nil
 }
 
-func (r *Repository) mergeSegment(ctx context.Context, idx index.Store, id blob.ID) error {
+// mergeSegment adds a segment's packs to idx, those for which keep holds
+// (all when keep is nil).
+func (r *Repository) mergeSegment(ctx context.Context, idx index.Store, id blob.ID, keep func(blob.ID) bool) error {
 	packs, err := r.LoadSegment(ctx, id)
 	if err != nil {
 		return err
 	}
-	pb := make([]index.PackBlobs, len(packs))
-	for i, p := range packs {
-		pb[i] = index.PackBlobs{PackInfo: index.PackInfo{ID: p.ID, Size: p.Size, Count: uint32(len(p.Blobs))}, Blobs: segmentEntries(p)}
+	pb := make([]index.PackBlobs, 0, len(packs))
+	for _, p := range packs {
+		if keep == nil || keep(p.ID) {
+			pb = append(pb, index.PackBlobs{PackInfo: index.PackInfo{ID: p.ID, Size: p.Size, Count: uint32(len(p.Blobs))}, Blobs: segmentEntries(p)})
+		}
 	}
 	return idx.AddSegment(id, pb)
 }

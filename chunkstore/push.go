@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
 	"github.com/hindsight-backup/hindsight/remote"
 )
@@ -146,6 +148,47 @@ type pusher struct {
 	packs, checked, present                 atomic.Int64
 	toSend, sent, lost, segments, snapshots atomic.Int64
 	bytesToSend, bytesSent                  atomic.Int64
+	vanished                                atomic.Int64 // objects listed, then removed
+}
+
+// copyReplacements sends the segments written since the listing segs
+// whose packs dst now holds all: prune replaces a segment that lists a
+// pack it deletes by one listing the rest, and the snapshots about to be
+// sent may need those. A segment listing a pack dst lacks (one a backup
+// wrote during this push) waits for the next push.
+func (p *pusher) copyReplacements(ctx context.Context, segs []remote.FileInfo, sent []index.PackInfo) error {
+	listed := make(map[string]bool, len(segs))
+	for _, fi := range segs {
+		listed[fi.Name] = true
+	}
+	onDst := make(map[blob.ID]bool, len(sent))
+	for _, pi := range sent {
+		onDst[pi.ID] = true
+	}
+	now, err := listObjects(ctx, p.r.be, segmentsPrefix)
+	if err != nil {
+		return err
+	}
+	for _, fi := range now {
+		id, err := idFromName(fi.Name)
+		if err != nil || listed[fi.Name] || p.holds(fi.Name, fi.Size) {
+			continue
+		}
+		packs, err := p.r.LoadSegment(ctx, id)
+		if err != nil {
+			return err
+		}
+		whole := true
+		for _, sp := range packs {
+			whole = whole && (onDst[sp.ID] || p.holds(packName(sp.ID), sp.Size))
+		}
+		if whole {
+			if err := p.copyCounted(&p.segments)(ctx, fi); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (p *pusher) run(ctx context.Context) error {
@@ -192,6 +235,11 @@ func (p *pusher) run(ctx context.Context) error {
 	p.setPhase(PushSegments)
 	if err := parallel(ctx, p.o.Jobs, segs, p.copyCounted(&p.segments)); err != nil {
 		return err
+	}
+	if p.vanished.Load() > 0 {
+		if err := p.copyReplacements(ctx, segs, missing); err != nil {
+			return err
+		}
 	}
 	p.setPhase(PushSnapshots)
 	if err := parallel(ctx, p.o.Jobs, snaps, p.copyCounted(&p.snapshots)); err != nil {
@@ -286,6 +334,12 @@ func (p *pusher) sendPack(ctx context.Context, pi index.PackInfo) error {
 		return nil
 	})
 	if err := p.dst.Save(ctx, name, src, pi.Size); err != nil {
+		// A pack prune deleted since the listing: it is out of the index
+		// before it is out of the repository, and no snapshot needs it.
+		if known, ierr := p.r.idx.HasPack(pi.ID); ierr == nil && !known {
+			p.o.Logger.Debug("push: pack deleted by prune meanwhile", "pack", pi.ID.String())
+			return nil
+		}
 		return fmt.Errorf("push %s: %w", name, err)
 	}
 	// Count what the upload did not read (an empty pack, a source read
@@ -304,6 +358,12 @@ func (p *pusher) copyCounted(n *atomic.Int64) func(context.Context, remote.FileI
 			return nil
 		}
 		b, err := loadAll(ctx, p.r.be, fi.Name)
+		if remote.IsNotExist(err) && !strings.HasPrefix(fi.Name, keysPrefix) {
+			// A segment prune replaced (copyReplacements sends its
+			// successor), or a snapshot forgotten since the listing.
+			p.vanished.Add(1)
+			return nil
+		}
 		if err != nil {
 			return err
 		}

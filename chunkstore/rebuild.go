@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -65,6 +66,13 @@ func (r *Repository) RebuildIndex(ctx context.Context, progress func(done, total
 		return nil
 	})
 	if err != nil {
+		return st, err
+	}
+	// Condemned packs are known before any segment is merged, so that they
+	// displace no other copy of a blob. Prune rewrites the segments that
+	// list a pack before it deletes it; a pack a segment lists but the
+	// repository lacks is lost (mergePresent).
+	if err := r.applyRecords(ctx, idx); err != nil {
 		return st, err
 	}
 	total := len(segs) + len(packs)
@@ -137,3 +145,6 @@ func (r *Repository) swapIndex(dir string) error {
 	r.idx = idx
 	return r.fs.RemoveAll(old)
 }
+
+// byID orders pack IDs as listings and the index do.
+func byID(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) }

@@ -273,8 +273,9 @@ func Open(ctx context.Context, be remote.Backend, o Options) (*Repository, error
 	return r, nil
 }
 
-// OpenIndex opens the index of a repository opened with NoIndex, and merges
-// the index segments it lacks. Callers that lock the repository open it in
+// OpenIndex opens the index of a repository opened with NoIndex, applies
+// the condemnation records (condemned.go), and merges the index segments
+// it lacks. Callers that lock the repository open it in
 // two steps: the password is checked before anything is written (even a
 // lock), and the index is touched only under the lock.
 func (r *Repository) OpenIndex(ctx context.Context) error {
@@ -289,7 +290,12 @@ func (r *Repository) OpenIndex(ctx context.Context) error {
 		return fmt.Errorf("%w (the index is a cache of the repository: 'hindsight index rebuild' replaces it)", err)
 	}
 	r.idx = idx
-	if err := r.mergeSegments(ctx); err != nil {
+	// Records first: segments merged next must find condemned packs known.
+	err = r.applyRecords(ctx, r.idx)
+	if err == nil {
+		err = r.mergeSegments(ctx)
+	}
+	if err != nil {
 		r.idx.Close()
 		r.idx = nil
 		return err

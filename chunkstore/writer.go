@@ -70,7 +70,8 @@ func (r *Repository) writer() *writer {
 	return r.w
 }
 
-// HasBlob reports whether the repository has the blob or is writing it.
+// HasBlob reports whether the repository has the blob, in a pack that is
+// not condemned, or is writing it.
 func (r *Repository) HasBlob(t blob.Type, id blob.ID) (bool, error) {
 	r.wmu.Lock()
 	w := r.w
@@ -78,7 +79,7 @@ func (r *Repository) HasBlob(t blob.Type, id blob.ID) (bool, error) {
 	if w != nil && w.isPending(blobKey{t, id}) {
 		return true, nil
 	}
-	_, ok, err := r.idx.Lookup(t, id)
+	_, ok, err := r.idx.LookupLive(t, id)
 	return ok, err
 }
 
@@ -95,7 +96,8 @@ func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plai
 	if w.isPending(k) {
 		return true, nil
 	}
-	if _, ok, err := r.idx.Lookup(t, id); err != nil || ok {
+	// LookupLive: a blob in a pack that prune condemned is stored again.
+	if _, ok, err := r.idx.LookupLive(t, id); err != nil || ok {
 		return ok, err
 	}
 	if !w.claim(k) {
@@ -406,13 +408,9 @@ func (w *writer) writeSegmentLocked(ctx context.Context) error {
 	if len(w.seg) == 0 {
 		return nil
 	}
-	sealed, err := w.r.codec.Seal(nil, segment.Encode(w.seg), codec.ADIndexSegment)
+	id, err := w.r.saveSegment(ctx, w.seg)
 	if err != nil {
 		return err
-	}
-	id := hashBytes(sealed)
-	if err := saveBytes(ctx, w.r.be, segmentsPrefix+id.String(), sealed); err != nil {
-		return fmt.Errorf("write index segment: %w", err)
 	}
 	packs := make([]blob.ID, len(w.seg))
 	for i, p := range w.seg {
@@ -423,6 +421,19 @@ func (w *writer) writeSegmentLocked(ctx context.Context) error {
 	}
 	w.seg, w.segN = nil, 0
 	return nil
+}
+
+// saveSegment stores an index segment listing packs and returns its ID.
+func (r *Repository) saveSegment(ctx context.Context, packs []segment.Pack) (blob.ID, error) {
+	sealed, err := r.codec.Seal(nil, segment.Encode(packs), codec.ADIndexSegment)
+	if err != nil {
+		return blob.ID{}, err
+	}
+	id := hashBytes(sealed)
+	if err := saveBytes(ctx, r.be, segmentsPrefix+id.String(), sealed); err != nil {
+		return blob.ID{}, fmt.Errorf("write index segment: %w", err)
+	}
+	return id, nil
 }
 
 // abort drops open packs; finished packs stay indexed and unlisted until the

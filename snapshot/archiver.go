@@ -95,6 +95,9 @@ type archiver struct {
 	rec   *Record
 
 	hist *historyWriter
+	// reuse is set while prune has condemned packs: a parent's content
+	// list is then reused only once each blob is found with it.
+	reuse blobChecker
 }
 
 // Backup backs up the tree at root and writes a snapshot. If some files
@@ -145,6 +148,9 @@ func Backup(ctx context.Context, repo Repo, root string, o BackupOptions, prog *
 		rec: &Record{Time: o.Time, Host: o.Host, Source: o.Source, Paths: []string{abs}, Kind: KindFiles,
 			Tags: o.Tags, User: o.User, Program: o.Program, Excludes: o.Excludes, Volume: o.Volume},
 		hist: newHistoryWriter(repo, HistorySource(o.Host, o.Source), o.Time.UnixNano(), snap),
+	}
+	if a.reuse, err = checkReuse(repo); err != nil {
+		return nil, err
 	}
 	var parentTop *Tree
 	if parent != nil {
@@ -381,7 +387,7 @@ func (a *archiver) saveEntry(ctx context.Context, dirfd int, relName, rel, name 
 	case TypeFile:
 		a.prog.Files.Add(1)
 		a.prog.Bytes.Add(n.Size)
-		if pn != nil && a.unchanged(&n, pn) {
+		if pn != nil && a.unchanged(&n, pn) && a.reusable(pn.Content) {
 			n.Content = pn.Content
 			return resolved(n), nil
 		}

@@ -54,12 +54,12 @@ func TestGuideCutsLikeTheChunker(t *testing.T) {
 				data := random(8, tc.size)
 				clear(data[15*mib : 17*mib]) // zero chunks: holes in images
 				writeFile(t, filepath.Join(dir, "src", "disk"), data)
-				first := contentOf(t, repo, dir, image, "a", nil)
+				first := imageOrFileContent(t, repo, dir, image, "a", nil)
 				data = tc.change(data)
 				writeFile(t, filepath.Join(dir, "src", "disk"), data)
 				var prog snapshot.Progress
-				guided := contentOf(t, repo, dir, image, "a", &prog)
-				fresh := contentOf(t, repo, dir, image, "b", nil)
+				guided := imageOrFileContent(t, repo, dir, image, "a", &prog)
+				fresh := imageOrFileContent(t, repo, dir, image, "b", nil)
 				if !slices.Equal(guided, fresh) {
 					t.Fatalf("guided backup cut %d chunks, the chunker alone %d, or their IDs differ", len(guided), len(fresh))
 				}
@@ -76,9 +76,9 @@ func TestGuideCutsLikeTheChunker(t *testing.T) {
 	}
 }
 
-// contentOf backs up dir/src/disk as an image or a file, for host, and
+// imageOrFileContent backs up dir/src/disk as an image or a file, for host, and
 // returns the chunks it was cut into.
-func contentOf(t *testing.T, repo snapshot.Repo, dir string, image bool, host string, prog *snapshot.Progress) []snapshot.Chunk {
+func imageOrFileContent(t *testing.T, repo snapshot.Repo, dir string, image bool, host string, prog *snapshot.Progress) []snapshot.Chunk {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(dir, "src", "disk")

@@ -70,8 +70,12 @@ type DB struct {
 	// Created is true when Open found no index and made an empty one.
 	Created bool
 
-	db        *pebble.DB
-	guard     *guard
+	db    *pebble.DB
+	guard *guard
+	// rmw serialises the writes that read before they write (adding packs,
+	// dropping them, lifting a condemnation): a blob location set by one
+	// must not be lost to another's stale read.
+	rmw       sync.Mutex
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -185,13 +189,19 @@ func (d *DB) Lookup(t blob.Type, id blob.ID) (Location, bool, error) {
 // blobs, in one synced batch: it is the "index batch committed" step of the
 // durability order. The pack stays marked unlisted until MarkListed.
 func (d *DB) AddPack(p PackInfo, entries []BlobEntry) error {
-	b := d.db.NewBatch()
+	d.rmw.Lock()
+	defer d.rmw.Unlock()
+	b := d.db.NewIndexedBatch()
 	defer b.Close()
-	if err := addPack(b, p, entries); err != nil {
+	live, err := d.addPack(b, p, entries)
+	if err != nil {
 		return err
 	}
-	if err := b.Set(idKey(prefixUnlisted, p.ID), nil, nil); err != nil {
-		return err
+	// A condemned pack must not be listed in a new segment.
+	if live {
+		if err := b.Set(idKey(prefixUnlisted, p.ID), nil, nil); err != nil {
+			return err
+		}
 	}
 	return d.guard.write(func() error { return b.Commit(pebble.Sync) })
 }
@@ -205,10 +215,12 @@ type PackBlobs struct {
 // AddSegment merges an index segment: its packs and blobs, and the record
 // that the segment is merged, in one synced batch.
 func (d *DB) AddSegment(segment blob.ID, packs []PackBlobs) error {
-	b := d.db.NewBatch()
+	d.rmw.Lock()
+	defer d.rmw.Unlock()
+	b := d.db.NewIndexedBatch()
 	defer b.Close()
 	for _, p := range packs {
-		if err := addPack(b, p.PackInfo, p.Blobs); err != nil {
+		if _, err := d.addPack(b, p.PackInfo, p.Blobs); err != nil {
 			return err
 		}
 		if err := b.Delete(idKey(prefixUnlisted, p.ID), nil); err != nil {
@@ -221,16 +233,33 @@ func (d *DB) AddSegment(segment blob.ID, packs []PackBlobs) error {
 	return d.guard.write(func() error { return b.Commit(pebble.Sync) })
 }
 
-func addPack(b *pebble.Batch, p PackInfo, entries []BlobEntry) error {
+// addPack adds a pack's rows to b, an indexed batch, unless the pack is
+// tombstoned. A condemned pack's blobs are added only where neither the
+// index nor b has a location for them yet. live reports that the pack is
+// not condemned.
+func (d *DB) addPack(b *pebble.Batch, p PackInfo, entries []BlobEntry) (live bool, err error) {
+	c, condemned, err := d.condemnation(p.ID)
+	if err != nil || c.Gone {
+		return false, err
+	}
 	for _, e := range entries {
-		if err := b.Set(blobKey(e.Type, e.ID), e.Location.encode(), nil); err != nil {
-			return err
+		k := blobKey(e.Type, e.ID)
+		if condemned {
+			if ok, err := batchHas(b, k); err != nil || ok {
+				if err != nil {
+					return false, err
+				}
+				continue
+			}
+		}
+		if err := b.Set(k, e.Location.encode(), nil); err != nil {
+			return false, err
 		}
 	}
 	var v [12]byte
 	binary.BigEndian.PutUint64(v[:], uint64(p.Size))
 	binary.BigEndian.PutUint32(v[8:], p.Count)
-	return b.Set(idKey(prefixPack, p.ID), v[:], nil)
+	return !condemned, b.Set(idKey(prefixPack, p.ID), v[:], nil)
 }
 
 // MarkListed records that segment is merged into this index and that it

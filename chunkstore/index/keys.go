@@ -16,6 +16,7 @@
 //	"g" segmentID(32)                     → (empty) index segment already merged into this index
 //	"r" remote(len-prefixed) packID(32)   → (empty) the named remote holds this pack
 //	"s" snapshotID(32)                    → encrypted-then-decrypted snapshot record bytes (summary cache)
+//	"c" packID(32)                        → recordID(16) state(1): the pack is condemned by prune
 //	"h" source 0x00 path time(8) snapID(32) → history row value, see HistoryRow
 //
 // The remote name in "r" keys is a uint16 big-endian length and the name's
@@ -25,6 +26,19 @@
 // against a listing of the remote. A key is a claim to confirm, never
 // proof: push trusts only the remote's own listing, and
 // 'remote status' reports these keys as what earlier pushes achieved.
+//
+// A "c" key names a pack that a condemnation record (chunkstore/condemned.go)
+// lists: prune found none of its blobs needed and will delete it once no
+// process that could still reference them is running. State 0 means the
+// pack still exists: its "p" and "b" keys stay, so every blob in it stays
+// readable, but LookupLive, the lookup writers deduplicate with, treats its
+// blobs as absent. State 1 (a tombstone) means the pack was deleted by a
+// process that could not tell this index which blobs it held: the "p" key
+// is gone, and "b" keys may still name the pack until they are replaced.
+// A condemned pack never displaces another location of a blob: AddPack and
+// AddSegment add its blobs only where the index has none, and skip a
+// tombstoned pack entirely. The record ID lets a stale "c" key be removed
+// only if no newer record condemned the pack again since it was read.
 //
 // A history path is encoded as its components, each followed by 0x00, then
 // one more 0x00. Components are never empty and contain no 0x00, so the byte
@@ -54,6 +68,7 @@ const (
 	prefixRemote   = 'r'
 	prefixSnapshot = 's'
 	prefixHistory  = 'h'
+	prefixCondemn  = 'c'
 )
 
 func versionKey() []byte { return []byte{prefixVersion} }
@@ -117,6 +132,25 @@ func historyKey(source, path string, t int64, snap blob.ID) []byte {
 	k = binary.BigEndian.AppendUint64(k, uint64(t)^(1<<63))
 	return append(k, snap[:]...)
 }
+
+// The scratch database of one prune run (Scratch, scratch.go) is another
+// Pebble directory next to the index, deleted when the run ends. Its keys:
+//
+//	"m" type(1) blobID(32)  → (empty) the blob is referenced by a snapshot;
+//	                          for a tree, its subtree has been walked
+//	"s" snapshotID(32)      → (empty) the snapshot's trees have been walked
+//	"a" packID(32)          → used(8) total(8): bytes of the blobs the index
+//	                          places in the pack, and of those referenced;
+//	                          written with a merge operator that adds
+//	"k" packID(32)          → size(8): a pack prune may condemn this run
+//	"g" type(1) blobID(32)  → packID(32): the blob's indexed location is in
+//	                          a pack about to be deleted
+//	"o" type(1) blobID(32)  → location: a copy of such a blob in a pack
+//	                          that stays, where the index will point
+//
+// Marks live on disk, not in a map, so that prune's memory does not grow
+// with the repository; the merge operator lets the usage of every pack be
+// summed from one scan of the blobs, in their order, without reads.
 
 // prefixEnd returns the smallest key greater than every key starting with p.
 func prefixEnd(p []byte) []byte {

@@ -31,7 +31,7 @@ import (
 
 const (
 	protocolMagic   = "hsindex\x00"
-	protocolVersion = 2
+	protocolVersion = 3
 )
 
 const (
@@ -59,6 +59,12 @@ const (
 	opDeleteHistory   = 22
 	opHistoryRows     = 23
 	opDeleteRows      = 24
+	opLookupLive      = 25
+	opCondemn         = 26
+	opUncondemn       = 27
+	opBury            = 28
+	opDropPack        = 29
+	opCondemned       = 30
 )
 
 const (

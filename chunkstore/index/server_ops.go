@@ -15,7 +15,7 @@ import (
 // connection is unusable; errors of the request itself go to the client.
 func (s *server) dispatch(w *wire, op byte, d *decoder) error {
 	switch op {
-	case opPacks, opUnlistedPacks, opSegments, opBlobs, opSnapshots, opHistory, opHistoryChildren, opHistorySources, opHistoryRows:
+	case opPacks, opUnlistedPacks, opSegments, opBlobs, opSnapshots, opHistory, opHistoryChildren, opHistorySources, opHistoryRows, opCondemned:
 		return s.scan(w, op, d)
 	}
 	e := w.start(stOK)
@@ -76,7 +76,7 @@ func (s *server) read(op byte, d *decoder, e *encoder) error {
 		e.bool(ok)
 		return err
 	}
-	return errNotRead
+	return s.readCondemn(op, d, e)
 }
 
 // write executes a request that answers only with success or an error.
@@ -126,7 +126,7 @@ func (s *server) write(op byte, d *decoder) error {
 		}
 		return decoded(d, func() error { return db.DeleteHistoryRows(rows) })
 	}
-	return fmt.Errorf("index protocol: unknown operation %d", op)
+	return s.writeCondemn(op, d)
 }
 
 // scan streams one item per frame as the DB's iterator yields it. The
@@ -188,6 +188,8 @@ func (s *server) runScan(op byte, d *decoder, item func(func(*encoder)) error) e
 		return db.HistorySources(func(src string) error { return item(func(e *encoder) { e.str(src) }) })
 	case opHistoryRows:
 		return db.HistoryRows(source, func(r *HistoryRow) error { return item(func(e *encoder) { e.historyRow(r) }) })
+	case opCondemned:
+		return db.Condemned(func(c Condemnation) error { return item(func(e *encoder) { e.condemnation(c) }) })
 	}
 	return fmt.Errorf("index protocol: unknown scan %d", op)
 }

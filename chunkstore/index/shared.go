@@ -85,6 +85,12 @@ type backend interface {
 	DeleteHistory(source string, snap blob.ID) error
 	HistoryRows(source string, fn func(*HistoryRow) error) error
 	DeleteHistoryRows(rows []HistoryRow) error
+	LookupLive(t blob.Type, id blob.ID) (Location, bool, error)
+	Condemn(record RecordID, packs []blob.ID) error
+	Uncondemn(record RecordID, pack blob.ID) error
+	Bury(record RecordID, pack blob.ID) error
+	DropPack(pack blob.ID, blobs []BlobRef, moved []BlobEntry, remotes []string) error
+	Condemned(fn func(Condemnation) error) error
 	Close() error
 }
 

@@ -163,18 +163,3 @@ func flagArgs(t map[string]any) []string {
 	}
 	return out
 }
-
-// pendingFlags are the flags of prune, which is being written apart from
-// run: a [prune] table is checked against these while this build lacks the
-// command. Once it lands, its case goes and its own flags are the
-// reference.
-func pendingFlags(name string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	switch name {
-	case "prune":
-		fs.String("max-unused", "", "")
-	default:
-		return nil
-	}
-	return fs
-}

@@ -103,12 +103,6 @@ func (ck *configChecker) subTable(parent *cobra.Command, key []string, t map[str
 				return
 			}
 		}
-		if parent == ck.root {
-			if fs := pendingFlags(name); fs != nil {
-				ck.flagTable(nil, fs, key, t)
-				return
-			}
-		}
 	}
 	ck.add(key, true, "unknown table: no command %q", name)
 }

@@ -107,5 +107,5 @@ func isLocked(err error) bool {
 	_, ok := errors.AsType[*lock.LockedError](err)
 	// Pebble's directory lock: another hindsight process has this local
 	// repository's index open.
-	return ok || errors.Is(err, index.ErrLocked)
+	return ok || errors.Is(err, index.ErrLocked) || errors.Is(err, chunkstore.ErrPruneRunning)
 }

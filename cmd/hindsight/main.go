@@ -189,6 +189,7 @@ Wherever a snapshot is named, "latest" or an unambiguous prefix of its ID
 		a.lvmCommand(), a.backupVolumeCommand(), a.restoreVolumeCommand(),
 		a.forgetCommand(), a.tagCommand(), a.findCommand(), a.diffCommand(),
 		a.runCommand(), a.configCommand(),
+		a.pruneCommand(),
 	)
 	return root
 }

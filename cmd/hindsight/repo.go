@@ -85,7 +85,7 @@ func openBackend(location string, create bool) (remote.Backend, error) {
 // the repository, and finished packs are renamed into place, not copied.
 // Other repositories get a cache directory named by the repository ID, so
 // that a repository that moves keeps its cache.
-func (a *app) repoDirs(be remote.Backend, id string) (indexDir, scratchDir string, err error) {
+func (a *app) repoDirs(be remote.Backend, id, cacheName string) (indexDir, scratchDir string, err error) {
 	if lb, ok := be.(*local.Backend); ok {
 		return filepath.Join(lb.Location(), "index"), filepath.Join(lb.Location(), "tmp"), nil
 	}
@@ -97,7 +97,7 @@ func (a *app) repoDirs(be remote.Backend, id string) (indexDir, scratchDir strin
 		}
 		cache = filepath.Join(home, ".cache")
 	}
-	dir := filepath.Join(cache, "hindsight", id)
+	dir := filepath.Join(cache, "hindsight", id, cacheName)
 	return filepath.Join(dir, "index"), filepath.Join(dir, "tmp"), nil
 }
 
@@ -117,6 +117,10 @@ type openOptions struct {
 	// password, when set, is used instead of asking: a command that opens
 	// a replica after its repository asks once.
 	password *password
+	// cacheName puts the index of a remote repository in its own
+	// directory of the repository's cache: one per remote for
+	// 'prune --remote', since several remotes share the repository's ID.
+	cacheName string
 }
 
 // session is an open, possibly locked repository. ctx is cancelled when
@@ -175,7 +179,7 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 		}
 	}
 	opts := chunkstore.Options{Password: pw.value, NoIndex: true}
-	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id); err != nil {
+	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id, o.cacheName); err != nil {
 		return nil, err
 	}
 	if _, isLocal := be.(*local.Backend); !isLocal {

@@ -1,0 +1,101 @@
+package chunkstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/chunkstore/codec"
+	"github.com/hindsight-backup/hindsight/chunkstore/pack"
+)
+
+// repack copies the referenced blobs of packs into new packs and makes
+// them durable: once it returns, the index places every referenced blob of
+// those packs elsewhere, and the packs hold nothing a snapshot needs.
+func (p *pruner) repack(ctx context.Context, packs []blob.ID) error {
+	if len(packs) == 0 {
+		return nil
+	}
+	if err := parallel(ctx, p.o.Jobs, packs, p.repackPack); err != nil {
+		return err
+	}
+	return p.r.Flush(ctx)
+}
+
+func (p *pruner) repackPack(ctx context.Context, id blob.ID) error {
+	entries, _, err := p.r.PackEntries(ctx, id)
+	if err != nil {
+		return fmt.Errorf("repack %s: %w", id, err)
+	}
+	var plain []byte
+	copied := 0
+	for _, e := range entries {
+		if live, err := p.placedIn(id, e); err != nil || !live {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if plain, err = p.copyBlob(ctx, id, e, plain); err != nil {
+			return err
+		}
+		copied++
+	}
+	p.mu.Lock()
+	p.st.RepackedBlobs += copied
+	p.mu.Unlock()
+	return nil
+}
+
+// placedIn reports whether a referenced blob of pack id has its indexed copy
+// there (or none at all), so that the pack's copy is the one in use.
+func (p *pruner) placedIn(id blob.ID, e pack.Entry) (bool, error) {
+	marked, err := p.scratch.Marked(e.Type, e.ID)
+	if err != nil || !marked {
+		return false, err
+	}
+	loc, ok, err := p.r.idx.Lookup(e.Type, e.ID)
+	if err != nil || !ok {
+		return !ok, err
+	}
+	if loc.Pack == id {
+		return true, nil
+	}
+	known, err := p.r.idx.HasPack(loc.Pack)
+	return !known, err
+}
+
+// copyBlob stores a blob's bytes, as they are, in a new pack: a blob's
+// seal binds its ID, type and compression, not its place. It decodes them
+// first, so that damage is not copied into a pack that looks sound.
+func (p *pruner) copyBlob(ctx context.Context, src blob.ID, e pack.Entry, buf []byte) ([]byte, error) {
+	stored, err := p.r.readRange(ctx, src, int64(e.Offset), int64(e.Length))
+	if err != nil {
+		return buf, err
+	}
+	defer storedBuffers.Put(stored)
+	plain, err := p.r.codec.Decode(buf[:0], e.Type, e.ID, e.Compression, int(e.RawLength), stored)
+	if err == nil && p.r.key.BlobID(plain) != e.ID {
+		err = fmt.Errorf("content does not hash to its ID")
+	}
+	if err != nil {
+		return buf, &CorruptPackError{Pack: src, Blob: e.ID, Err: err}
+	}
+	return plain, p.r.addStored(ctx, e.Type, e.ID, e.Compression, int(e.RawLength), stored)
+}
+
+// addStored adds a blob in its stored form to the pack being written,
+// unless this process is writing it already. Unlike SaveBlob it does not
+// look the blob up: the index knows it, in the pack being emptied.
+func (r *Repository) addStored(ctx context.Context, t blob.Type, id blob.ID, comp codec.Compression, rawLen int, stored []byte) error {
+	w := r.writer()
+	k := blobKey{t, id}
+	if !w.claim(k) {
+		return nil
+	}
+	if err := w.add(ctx, t, id, comp, rawLen, stored); err != nil {
+		w.release([]blobKey{k})
+		return err
+	}
+	return nil
+}
