@@ -155,8 +155,6 @@ func (a *app) runJob(ctx context.Context, cfg *fileConfig, name string, rep *run
 			r.Error = skip
 		case s.kind == maintenanceStep && backupFailed:
 			r.Error = "a backup of this job failed"
-		case !a.available(s):
-			r.Status, r.Error = stepUnavailable, "not available in this build"
 		default:
 			url := ""
 			if s.remote != "" {
@@ -239,11 +237,7 @@ func (a *app) printPlan(cfg *fileConfig, names []string) {
 			fmt.Fprintf(a.stdout, "  before: %s\n", h)
 		}
 		for _, s := range cfg.jobSteps(name) {
-			line := "  hindsight " + strings.Join(s.args, " ")
-			if !a.available(s) {
-				line += "   # not available in this build"
-			}
-			fmt.Fprintln(a.stdout, line)
+			fmt.Fprintln(a.stdout, "  hindsight "+strings.Join(s.args, " "))
 		}
 		for _, h := range j.After {
 			fmt.Fprintf(a.stdout, "  after: %s\n", h)

@@ -89,9 +89,9 @@ func (r *runReport) finish(ctx context.Context) error {
 			DurationSec float64        `json:"duration_seconds"`
 		}{true, r.jobs, count, exitCode(err), elapsed.Seconds()})
 	} else if !r.a.quiet {
-		fmt.Fprintf(r.a.stdout, "run: %d jobs, %d steps: %d ok, %d incomplete, %d failed, %d skipped, %d unavailable in %s\n",
+		fmt.Fprintf(r.a.stdout, "run: %d jobs, %d steps: %d ok, %d incomplete, %d failed, %d skipped in %s\n",
 			r.jobs, len(r.results), count[stepOK], count[stepIncomplete], count[stepFailed], count[stepSkipped],
-			count[stepUnavailable], formatDuration(elapsed))
+			formatDuration(elapsed))
 	}
 	return err
 }

@@ -34,11 +34,10 @@ type step struct {
 
 // Step results, as run reports them.
 const (
-	stepOK          = "ok"
-	stepIncomplete  = "incomplete"
-	stepFailed      = "failed"
-	stepSkipped     = "skipped"
-	stepUnavailable = "unavailable"
+	stepOK         = "ok"
+	stepIncomplete = "incomplete"
+	stepFailed     = "failed"
+	stepSkipped    = "skipped"
 )
 
 type stepResult struct {
@@ -104,12 +103,6 @@ func (c *fileConfig) jobSteps(name string) []step {
 		add(maintenanceStep, "prune", []string{"prune"}, flags("prune"))
 	}
 	return steps
-}
-
-// available reports whether this build has the command a step runs.
-func (a *app) available(s step) bool {
-	c, _, err := a.commandTree().Find(s.args[:1])
-	return err == nil && c.HasParent()
 }
 
 // execStep runs one step's command in-process, with run's global flags.

@@ -53,7 +53,7 @@ paths = ["DIR/src"]
 		"ok          nightly: push usb: ",
 		"skipped     nightly: forget: a backup of this job failed",
 		"ok          weekly: backup " + dir + "/src",
-		"run: 2 jobs, 7 steps: 5 ok, 0 incomplete, 1 failed, 1 skipped, 0 unavailable",
+		"run: 2 jobs, 7 steps: 5 ok, 0 incomplete, 1 failed, 1 skipped",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("run output lacks %q:\n%s", want, r.stdout)
@@ -128,15 +128,7 @@ max_unused = "10%"
 			t.Errorf("run --dry-run lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if !newApp(nil, nil, nil, nil).available(step{args: []string{"prune"}}) {
-		if !strings.Contains(r.stdout, "# not available in this build") {
-			t.Errorf("dry run does not say prune is missing:\n%s", r.stdout)
-		}
-		r = must(t, e, "run")
-		if !strings.Contains(r.stdout, "unavailable nightly: prune: not available in this build") {
-			t.Errorf("run without prune in this build:\n%s", r.stdout)
-		}
-	}
+	must(t, e, "run")
 
 	f, err := os.OpenFile(filepath.Join(dir, "state", "run.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
