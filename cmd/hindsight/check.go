@@ -95,15 +95,20 @@ func (p *checkProgress) set(phase string, done, total int) {
 	p.total.Store(int64(total))
 }
 
-func (p *checkProgress) render(time.Duration) (string, string) {
-	line := fmt.Sprint(p.phase.Load())
+// line is the progress line; its bar and ETA follow the bytes read when
+// packs are read whole (they take nearly all the time), else the items of
+// the phase.
+func (p *checkProgress) line(time.Duration) progressLine {
+	l := progressLine{counts: fmt.Sprint(p.phase.Load())}
 	if t := p.total.Load(); t > 0 {
-		line += fmt.Sprintf(": %d of %d", p.done.Load(), t)
+		l.counts += fmt.Sprintf(": %d of %d", p.done.Load(), t)
+		l.done, l.total = uint64(p.done.Load()), uint64(t)
 	}
 	if t := p.readTotal.Load(); t > 0 && p.phase.Load() == "packs" {
-		line += fmt.Sprintf(", %s of %s read", formatBytes(uint64(p.readDone.Load())), formatBytes(uint64(t)))
+		l.counts += fmt.Sprintf(", %s of %s read", formatBytes(uint64(p.readDone.Load())), formatBytes(uint64(t)))
+		l.done, l.total = uint64(p.readDone.Load()), uint64(t)
 	}
-	return line, ""
+	return l
 }
 
 func (a *app) runCheck(ctx context.Context, o checkOptions) error {
@@ -121,7 +126,7 @@ func (a *app) runCheck(ctx context.Context, o checkOptions) error {
 	defer s.close()
 	prog := &checkProgress{}
 	prog.set("index segments", 0, 0)
-	stop, above := a.startStatusAbove(prog.render)
+	stop, above := a.startProgressAbove(prog.line)
 	defer stop()
 	rep := &checkReport{a: a, json: o.json, above: above}
 	// A remote repository's index is a cache on this machine, which a new

@@ -101,14 +101,27 @@ func (a *app) runPrune(ctx context.Context, fl pruneFlags) error {
 	// the work starts keeps them from adding to the work's own peak.
 	debug.FreeOSMemory()
 	o.Lock = s.lock
+	// Marking what snapshots reference takes most of a prune: its bar
+	// counts the snapshots walked.
+	var walked atomic.Uint64
+	snaps := uint64(0)
+	if all, err := snapshot.List(s.ctx, s.repo); err == nil {
+		snaps = uint64(len(all))
+	}
 	o.Refs = func(ctx context.Context, rec []byte, m *chunkstore.Marker) error {
+		defer walked.Add(1)
 		return snapshot.Refs(ctx, s.repo, rec, m, 4)
 	}
-	stop := a.startStatus(func(time.Duration) (string, string) {
+	stop := a.startProgress(func(time.Duration) progressLine {
+		l := progressLine{counts: "prune"}
 		if p := step.Load(); p != nil {
-			return "prune: " + *p, ""
+			l.counts += ": " + *p
 		}
-		return "prune", ""
+		if n := walked.Load(); n > 0 {
+			l.counts += fmt.Sprintf(", %d of %d snapshots marked", n, snaps)
+			l.done, l.total = n, max(snaps, n)
+		}
+		return l
 	})
 	st, err := s.repo.Prune(s.ctx, o)
 	stop()
