@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/chunkstore/index"
 	"github.com/hindsight-backup/hindsight/remote"
 )
 
@@ -25,24 +26,45 @@ func (r *Repository) CheckSegments(ctx context.Context, report func(Problem)) er
 	if err != nil {
 		return err
 	}
-	err = r.idx.Segments(func(id blob.ID) error {
+	// Every pack the index has must be listed by a segment (or be waiting
+	// for the next one). A segment this index merged and the repository
+	// no longer has is damage only then: prune replaces the segments that
+	// list a pack it deletes, and this index keeps the old one's name.
+	listed := make(map[blob.ID]bool)
+	for id := range present {
+		packs, err := r.LoadSegment(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			report(Problem{Segment: id, Message: fmt.Sprintf("unreadable: %v ('hindsight repair index' writes a new segment)", err)})
+			continue
+		}
+		for _, p := range packs {
+			listed[p.ID] = true
+		}
+	}
+	if err := r.idx.UnlistedPacks(func(id blob.ID) error { listed[id] = true; return nil }); err != nil {
+		return err
+	}
+	// A condemned pack leaves the segments before it leaves the index.
+	if err := r.idx.Condemned(func(c index.Condemnation) error { listed[c.Pack] = true; return nil }); err != nil {
+		return err
+	}
+	uncovered := false
+	err = r.idx.Packs(func(p index.PackInfo) error {
+		uncovered = uncovered || !listed[p.ID]
+		return nil
+	})
+	if err != nil || !uncovered {
+		return err
+	}
+	return r.idx.Segments(func(id blob.ID) error {
 		if !present[id] {
 			report(Problem{Segment: id, Message: "missing from the repository (the index still has what it listed: 'hindsight repair index' writes a new segment)"})
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	for id := range present {
-		if _, err := r.LoadSegment(ctx, id); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			report(Problem{Segment: id, Message: fmt.Sprintf("unreadable: %v ('hindsight repair index' writes a new segment)", err)})
-		}
-	}
-	return nil
 }
 
 // RemoveDamagedSegments removes the index segments whose bytes are

@@ -76,6 +76,11 @@ func TestSourceVanishing(t *testing.T) {
 			tt.vanish(src)
 			r := p.Wait(t)
 			t.Logf("backup exit %d after %s", r.Code, r.Took.Round(time.Millisecond))
+			if r.Code == 1 && tt.name == "whole source" && strings.Contains(r.Stderr, "no such file or directory") {
+				// Gone before the walk reached it (a slow start on a
+				// loaded machine): nothing to back up is an error.
+				return
+			}
 			if r.Code != 0 && r.Code != exitIncomplete {
 				t.Fatalf("want exit 0 or %d: %s", exitIncomplete, r)
 			}
