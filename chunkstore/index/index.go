@@ -286,8 +286,11 @@ func (d *DB) HasSegment(segment blob.ID) (bool, error) {
 // HasPack reports whether the pack is known.
 func (d *DB) HasPack(pack blob.ID) (bool, error) { return d.has(idKey(prefixPack, pack)) }
 
-func (d *DB) has(key []byte) (bool, error) {
-	_, closer, err := d.db.Get(key)
+func (d *DB) has(key []byte) (bool, error) { return has(d.db, key) }
+
+// has reports whether db holds key.
+func has(db *pebble.DB, key []byte) (bool, error) {
+	_, closer, err := db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}

@@ -71,16 +71,7 @@ func refKey(prefix byte, t blob.Type, id blob.ID) []byte {
 	return append(k, id[:]...)
 }
 
-func (s *Scratch) has(k []byte) (bool, error) {
-	_, closer, err := s.db.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, closer.Close()
-}
+func (s *Scratch) has(k []byte) (bool, error) { return has(s.db, k) }
 
 func (s *Scratch) set(k, v []byte) error {
 	return s.guard.write(func() error { return s.db.Set(k, v, pebble.NoSync) })

@@ -6,32 +6,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hindsight-backup/hindsight/integration/hsrun"
 )
 
 // hsBin is the hindsight binary TestMain builds.
 var hsBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hindsight-repair-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	hsBin = filepath.Join(dir, "hindsight")
-	out, err := exec.Command("go", "build", "-o", hsBin, "github.com/hindsight-backup/hindsight/cmd/hindsight").CombinedOutput()
-	code := 1
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building hindsight: %v\n%s", err, out)
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(hsrun.Main(m, &hsBin)) }
 
 // result is one finished run of the binary.
 type result struct {
