@@ -148,6 +148,7 @@ type pruner struct {
 	stepMu  sync.Mutex // one Step call at a time
 	st      PruneStats
 	scratch *index.Scratch
+	doomed  doomedFilter
 	remotes []string // names whose "r" keys go with deleted packs
 }
 

@@ -2,8 +2,10 @@ package chunkstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
@@ -14,17 +16,54 @@ import (
 // what it finds. Its methods are safe for concurrent use.
 type Marker struct {
 	s *index.Scratch
+
+	// recent remembers blobs marked lately, one per slot, so that the
+	// blobs of unchanged files, named again by every snapshot's new copy
+	// of their directory, are not written to the scratch database again
+	// and again. A fixed size: memory does not grow with the repository.
+	mu     sync.Mutex
+	recent []index.BlobRef
+}
+
+// recentSlots is the size of Marker.recent (33 bytes a slot).
+const recentSlots = 1 << 17
+
+func newMarker(s *index.Scratch) *Marker {
+	return &Marker{s: s, recent: make([]index.BlobRef, recentSlots)}
+}
+
+// seen reports whether r was marked lately; if not, it records it as
+// marked, which the caller must then do.
+func (m *Marker) seen(r index.BlobRef) bool {
+	slot := &m.recent[binary.LittleEndian.Uint64(r.ID[:8])%recentSlots]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if *slot == r {
+		return true
+	}
+	*slot = r
+	return false
 }
 
 // Tree marks a tree blob and reports whether it was unmarked before: only
 // then need its entries be walked.
-func (m *Marker) Tree(id blob.ID) (bool, error) { return m.s.MarkFirst(blob.Tree, id) }
+func (m *Marker) Tree(id blob.ID) (bool, error) {
+	if m.seen(index.BlobRef{Type: blob.Tree, ID: id}) {
+		return false, nil
+	}
+	return m.s.MarkFirst(blob.Tree, id)
+}
 
 // Data marks data blobs.
 func (m *Marker) Data(ids []blob.ID) error {
-	refs := make([]index.BlobRef, len(ids))
-	for i, id := range ids {
-		refs[i] = index.BlobRef{Type: blob.Data, ID: id}
+	refs := make([]index.BlobRef, 0, len(ids))
+	for _, id := range ids {
+		if r := (index.BlobRef{Type: blob.Data, ID: id}); !m.seen(r) {
+			refs = append(refs, r)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
 	}
 	return m.s.Mark(refs)
 }
@@ -32,7 +71,7 @@ func (m *Marker) Data(ids []blob.ID) error {
 // markSnapshots marks every snapshot in the repository that this run has
 // not marked yet.
 func (p *pruner) markSnapshots(ctx context.Context) error {
-	m := &Marker{s: p.scratch}
+	m := newMarker(p.scratch)
 	return p.r.ListSnapshots(ctx, func(id blob.ID, rec []byte) error {
 		done, err := p.scratch.SnapshotMarked(id)
 		if err != nil || done {

@@ -144,7 +144,7 @@ func (p *pruner) doomIfHere(id blob.ID, e pack.Entry) error {
 	if err != nil || !ok || loc.Pack != id {
 		return err
 	}
-	return p.scratch.Doom(index.BlobRef{Type: e.Type, ID: e.ID}, id)
+	return p.doom(index.BlobRef{Type: e.Type, ID: e.ID}, id)
 }
 
 // pardon lifts a condemnation; with reindex, the pack's blobs are indexed
@@ -215,6 +215,9 @@ func (p *pruner) findCopies(sp segment.Pack) error {
 	known := false
 	for _, b := range sp.Blobs {
 		ref := index.BlobRef{Type: b.Type, ID: b.ID}
+		if !p.doomed.mayHold(ref) {
+			continue
+		}
 		if _, ok, err := p.scratch.Doomed(ref); err != nil || !ok {
 			if err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
@@ -44,7 +45,7 @@ func OpenScratch(fs vfs.FS, dir string, o Options) (*Scratch, error) {
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 4 << 20
 	}
-	db, err := pebble.Open(dir, &pebble.Options{
+	opts := &pebble.Options{
 		FS:                 fs,
 		CacheSize:          o.CacheSize,
 		MemTableSize:       o.MemTableSize,
@@ -52,7 +53,13 @@ func OpenScratch(fs vfs.FS, dir string, o Options) (*Scratch, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Merger:             usageMerger,
 		Logger:             &pebbleLogger{},
-	})
+	}
+	// Most lookups ask for a key that is absent (a blob not marked yet, not
+	// doomed): bloom filters answer them without reading data blocks.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open prune scratch space %s: %w", dir, err)
 	}
