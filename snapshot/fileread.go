@@ -10,9 +10,12 @@ import (
 
 // readAhead is how many chunks past a sequential reader's position are
 // fetched in parallel with its reads. Chunks average 1 MiB, so this keeps
-// a few MiB in flight: enough to overlap decryption and decompression of
-// the next chunks with the copy of the current one.
-const readAhead = 4
+// some 8 MiB in flight: enough to overlap decryption and decompression of
+// the next chunks with the copy of the current one, and to keep several
+// disk reads queued, which a cold read needs when the file's chunks are
+// spread over packs between other files' chunks (4 in flight: 240 MB/s
+// from a disk that gives 1.6 GB/s; 8: 400 MB/s and then CPU-bound).
+const readAhead = 8
 
 // FileReader reads one file's content at any offset. It is safe for
 // concurrent use: the kernel issues reads of one open file in parallel.

@@ -158,3 +158,47 @@ func TestTrimIdle(t *testing.T) {
 		t.Error("a read after the trim was not cached, or not trimmed again")
 	}
 }
+
+// TestPrefetchTrees decodes the trees it is given into the cache in the
+// background, so that a later Tree call finds them there.
+func TestPrefetchTrees(t *testing.T) {
+	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
+	ctx := context.Background()
+	var ids []blob.ID
+	for _, name := range []string{"a", "b", "c"} {
+		b, err := EncodeTree(&Tree{Nodes: []Node{{Name: name, Type: TypeFile}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := repo.BlobID(b)
+		if _, err := repo.SaveBlob(ctx, blob.Tree, id, b); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := repo.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := NewView(repo, ViewOptions{})
+	v.PrefetchTrees(ctx, ids)
+	cached := func() int {
+		v.trees.mu.Lock()
+		defer v.trees.mu.Unlock()
+		n := 0
+		for _, id := range ids {
+			if _, ok := v.trees.items[id]; ok {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); cached() < len(ids); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d trees prefetched after 10 s", cached(), len(ids))
+		}
+	}
+	tr, err := v.Tree(ctx, ids[1])
+	if err != nil || len(tr.Nodes) != 1 || tr.Nodes[0].Name != "b" {
+		t.Fatalf("prefetched tree: %+v, %v", tr, err)
+	}
+}

@@ -15,8 +15,8 @@ import (
 type ViewOptions struct {
 	TreeCache int64 // bytes of decoded trees kept; default 16 MiB
 	BlobCache int64 // bytes of file content kept; default 32 MiB
-	// Fetchers is how many chunks are fetched ahead of sequential readers
-	// at once, across all files; default 4.
+	// Fetchers is how many chunks (or trees) are fetched ahead of readers
+	// at once, across all files; default 8.
 	Fetchers int
 }
 
@@ -49,7 +49,7 @@ func NewView(repo Repo, o ViewOptions) *View {
 		o.BlobCache = 32 << 20
 	}
 	if o.Fetchers == 0 {
-		o.Fetchers = 4
+		o.Fetchers = 8
 	}
 	v := &View{
 		repo:  repo,
@@ -104,6 +104,37 @@ func (v *View) Tree(ctx context.Context, id blob.ID) (*Tree, error) {
 	})
 }
 
+// PrefetchTrees starts decoding the trees ids into the cache, as many as
+// read-ahead has room for; the rest are loaded when asked for. A mount
+// calls it with a directory's subdirectories when the directory is
+// listed: a walk (find, du, rsync) descends into them next, one at a
+// time, and would otherwise wait for each tree's read and decryption.
+func (v *View) PrefetchTrees(ctx context.Context, ids []blob.ID) {
+	for _, id := range ids {
+		if v.trees.loading(id) {
+			continue
+		}
+		if !v.startFetch(ctx, func(ctx context.Context) { _, _ = v.Tree(ctx, id) }) {
+			return
+		}
+	}
+}
+
+// startFetch runs load in the background if a read-ahead slot is free,
+// and reports whether one was: read-ahead never queues unbounded work.
+func (v *View) startFetch(ctx context.Context, load func(context.Context)) bool {
+	select {
+	case v.fetch <- struct{}{}:
+	default:
+		return false
+	}
+	go func() {
+		defer func() { <-v.fetch }()
+		load(context.WithoutCancel(ctx))
+	}()
+	return true
+}
+
 // chunk returns the plaintext of one data chunk, checked against its size
 // in the file's content list, and the function to call once done with it.
 func (v *View) chunk(ctx context.Context, c Chunk) ([]byte, func(), error) {
@@ -129,15 +160,9 @@ func (v *View) prefetch(ctx context.Context, c Chunk) {
 	if c.IsHole() || v.chunks.loading(c.ID) {
 		return
 	}
-	select {
-	case v.fetch <- struct{}{}:
-	default:
-		return
-	}
-	go func() {
-		defer func() { <-v.fetch }()
-		if _, done, err := v.chunk(context.WithoutCancel(ctx), c); err == nil {
+	v.startFetch(ctx, func(ctx context.Context) {
+		if _, done, err := v.chunk(ctx, c); err == nil {
 			done()
 		}
-	}()
+	})
 }

@@ -312,9 +312,14 @@ func (r *mountRepo) List(ctx context.Context, dir *fs.Entry) ([]fs.Entry, error)
 		return nil, err
 	}
 	out := make([]fs.Entry, len(t.Nodes))
+	var subdirs []blob.ID
 	for i := range t.Nodes {
 		out[i] = entryOf(id, &t.Nodes[i])
+		if t.Nodes[i].Type == snapshot.TypeDir {
+			subdirs = append(subdirs, t.Nodes[i].Subtree)
+		}
 	}
+	r.view.PrefetchTrees(ctx, subdirs)
 	return out, nil
 }
 
