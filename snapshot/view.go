@@ -9,6 +9,7 @@ import (
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/remote"
 )
 
 // ViewOptions bound a View's memory.
@@ -142,7 +143,7 @@ func (v *View) chunk(ctx context.Context, c Chunk) ([]byte, func(), error) {
 	v.trimmed.Store(false)
 	return v.chunks.acquire(ctx, c.ID, func(ctx context.Context) ([]byte, int64, error) {
 		buf := v.bufs.Get(int(c.Size))
-		b, err := v.repo.LoadBlob(ctx, blob.Data, c.ID, buf)
+		b, err := v.repo.LoadBlob(remote.WithSparseReads(ctx), blob.Data, c.ID, buf)
 		if err == nil && uint64(len(b)) != c.Size {
 			err = fmt.Errorf("blob %s has %d bytes, the file's content list says %d", c.ID.Short(), len(b), c.Size)
 		}

@@ -124,23 +124,17 @@ func (b *Backend) Load(ctx context.Context, name string, offset, length int64) (
 	if length > 0 && length < n {
 		n = length
 	}
-	if n >= wholeRead {
+	if remote.SparseReads(ctx) {
 		adviseRandom(f)
 	}
 	return &fileReader{SectionReader: io.NewSectionReader(f, offset, n), f: f}, nil
 }
 
-// wholeRead is the size from which a ranged load is taken to be all its
-// caller wants from that part of the object: a data chunk, which averages
-// 1 MiB. Packs interleave the chunks of files backed up side by side, so
-// the kernel's readahead past such a range (8 MiB on many disks) would
-// mostly fetch other files' chunks, and a cold sequential read of one file
-// would get a fraction of the disk's bandwidth. Smaller loads (trees,
-// which sit together in their packs) keep the readahead.
-const wholeRead = 256 << 10
-
-// adviseRandom turns off the kernel's readahead for this open file only:
-// each Load opens the object anew.
+// adviseRandom turns off the kernel's readahead for this open file only
+// (each Load opens the object anew): past a sparse read's range it would
+// fetch mostly other files' chunks, 8 MiB of them on many disks, and a
+// cold sequential read of one file through a mount got a fraction of the
+// disk's bandwidth.
 func adviseRandom(f vfs.File) {
 	if fd := f.Fd(); fd != vfs.InvalidFd {
 		_ = unix.Fadvise(int(fd), 0, 0, unix.FADV_RANDOM)

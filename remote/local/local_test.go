@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -493,5 +494,30 @@ func TestErrorNamesObject(t *testing.T) {
 	_, err := b.Stat(t.Context(), "snapshots/abc")
 	if err == nil || !strings.Contains(err.Error(), "snapshots/abc") {
 		t.Errorf("Stat error %v does not name the object", err)
+	}
+}
+
+// TestSparseReads: a load marked sparse (readahead off on a real disk,
+// no-op on MemFS) returns the same bytes as any other.
+func TestSparseReads(t *testing.T) {
+	dir, err := OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []remote.Backend{dir, create(t, vfs.NewMem(), "/repo")} {
+		ctx := context.Background()
+		p := data(3, 1<<20)
+		if err := b.Save(ctx, "packs/ab/abcd", bytes.NewReader(p), int64(len(p))); err != nil {
+			t.Fatal(err)
+		}
+		rd, err := b.Load(remote.WithSparseReads(ctx), "packs/ab/abcd", 4096, 300_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rd)
+		rd.Close()
+		if err != nil || !bytes.Equal(got, p[4096:304096]) {
+			t.Fatalf("sparse load: %d bytes, %v", len(got), err)
+		}
 	}
 }
