@@ -34,12 +34,36 @@ type Info struct {
 	Created   time.Time `json:"created"`
 	Heartbeat time.Time `json:"heartbeat"`
 	Purpose   string    `json:"purpose"`
+	// ReadOnly marks a shared lock whose holder writes nothing: it only
+	// reads snapshots (a mount, a restore, ls). AdmitsReaders marks an
+	// exclusive lock whose holder only removes or renames snapshot records
+	// (forget, tag) and lets such readers run beside it: a reader that
+	// finds a snapshot gone reports it gone, and the data stays until a
+	// prune. A version that knows neither field sees a plain shared or
+	// exclusive lock, and keeps out of the way as before.
+	ReadOnly      bool `json:"read_only,omitempty"`
+	AdmitsReaders bool `json:"admits_readers,omitempty"`
 
 	// Damaged is set, instead of the fields above, for a lock object that
 	// could not be decoded. Such a lock conflicts with everything and is
 	// never stale: it may come from a newer version still running, so only
 	// RemoveAll, on an operator's word, takes it away.
 	Damaged string `json:"-"`
+}
+
+// conflicts reports whether locks a and b cannot be held at once. A damaged
+// lock decodes as exclusive, admitting nobody.
+func conflicts(a, b Info) bool {
+	switch {
+	case !a.Exclusive && !b.Exclusive:
+		return false
+	case a.Exclusive && b.Exclusive:
+		return true
+	case a.Exclusive:
+		return !(a.AdmitsReaders && b.ReadOnly)
+	default:
+		return !(b.AdmitsReaders && a.ReadOnly)
+	}
 }
 
 func (i Info) describe(at time.Time) string {

@@ -56,6 +56,10 @@ type Options struct {
 	// Logger records stale-lock removals and refresh failures. Default
 	// slog.Default().
 	Logger *slog.Logger
+
+	// ReadOnly (for a shared lock) and AdmitsReaders (for an exclusive
+	// one) are written into the lock: see Info.
+	ReadOnly, AdmitsReaders bool
 }
 
 func (o Options) withDefaults() Options {
@@ -160,6 +164,7 @@ func tryAcquire(ctx context.Context, b remote.Backend, exclusive bool, purpose s
 	now := opts.Now()
 	me := Info{
 		ID: newID(), Exclusive: exclusive, Purpose: purpose,
+		ReadOnly: !exclusive && opts.ReadOnly, AdmitsReaders: exclusive && opts.AdmitsReaders,
 		Host: opts.Host, PID: opts.PID, User: opts.User,
 		Created: now, Heartbeat: now,
 	}
@@ -196,7 +201,7 @@ func conflicting(ctx context.Context, b remote.Backend, me Info, opts Options) (
 			removeStale(ctx, b, other, why, opts)
 			continue
 		}
-		if me.Exclusive || other.Exclusive {
+		if conflicts(me, other) {
 			holders = append(holders, other)
 		}
 	}

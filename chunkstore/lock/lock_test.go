@@ -412,3 +412,49 @@ func TestLockObjectFormat(t *testing.T) {
 		t.Errorf("lock object = %v", m)
 	}
 }
+
+// TestReadersBesideAdmittingExclusive: an exclusive lock that admits
+// readers coexists with read-only shared locks, in either order, and
+// with nothing else.
+func TestReadersBesideAdmittingExclusive(t *testing.T) {
+	reader := func(o Options) Options { o.ReadOnly = true; return o }
+	admitting := func(o Options) Options { o.AdmitsReaders = true; return o }
+	plain := func(o Options) Options { return o }
+	tests := []struct {
+		name     string
+		heldEx   bool
+		held     func(Options) Options
+		reqEx    bool
+		req      func(Options) Options
+		conflict bool
+	}{
+		{"reader then admitting exclusive", false, reader, true, admitting, false},
+		{"admitting exclusive then reader", true, admitting, false, reader, false},
+		{"writer then admitting exclusive", false, plain, true, admitting, true},
+		{"admitting exclusive then writer", true, admitting, false, plain, true},
+		{"reader then plain exclusive", false, reader, true, plain, true},
+		{"plain exclusive then reader", true, plain, false, reader, true},
+		{"admitting exclusive then another", true, admitting, true, admitting, true},
+		// ReadOnly means nothing on an exclusive lock.
+		{"admitting exclusive then exclusive 'reader'", true, admitting, true, reader, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t)
+			acquire(t, b, tt.heldEx, "held", tt.held(testOpts("h1", 1)))
+			_, err := Acquire(t.Context(), b, tt.reqEx, "requested", tt.req(testOpts("h2", 2)))
+			_, locked := errors.AsType[*LockedError](err)
+			if locked != tt.conflict || (!locked && err != nil) {
+				t.Fatalf("Acquire = %v; want a conflict: %v", err, tt.conflict)
+			}
+		})
+	}
+}
+
+// TestDamagedLockAdmitsNoReader: a lock that does not decode counts as
+// exclusive and admits nobody, readers included.
+func TestDamagedLockAdmitsNoReader(t *testing.T) {
+	if conflicts(Info{Exclusive: true, Damaged: "x"}, Info{ReadOnly: true}) == false {
+		t.Error("a reader may run beside a damaged lock")
+	}
+}

@@ -59,8 +59,10 @@ The table says for each snapshot whether it is kept, and by which rules.
 With --dry-run nothing is removed. Either snapshots or a policy must be
 given, not both, and not neither (exit code 2).
 
-Takes an exclusive lock: no backup, mount or other command may use the
-repository meanwhile (exit code 12 if one does).`,
+Runs beside commands that only read (mount, restore, ls, find, ...): a
+mount drops forgotten snapshots at its next refresh. Commands that write
+(backup, prune, another forget or tag) must not run meanwhile: forget
+fails with exit code 12 while one does.`,
 		Example: `  hindsight forget 3fa8c1d2 77e0b4a9
   hindsight forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
   hindsight forget --keep-last 3 --keep-within 48h --keep-tag keep --source /home
@@ -108,7 +110,7 @@ func (fl *forgetFlags) check(args []string) error {
 }
 
 func (a *app) runForget(ctx context.Context, args []string, fl forgetFlags) error {
-	s, err := a.openRepo(ctx, openOptions{lock: exclusiveLock, purpose: "forget"})
+	s, err := a.openRepo(ctx, openOptions{lock: recordsLock, purpose: "forget"})
 	if err != nil {
 		return err
 	}

@@ -166,14 +166,7 @@ func (a *app) openPruned(ctx context.Context, name string, o *chunkstore.PruneOp
 // condemned packs need not wait for them to end. Any other purpose, one
 // this version does not know included, is waited for. check is waited
 // for: a pack deleted under it would look lost.
-func readsOnly(l lock.Info) bool {
-	switch l.Purpose {
-	case "mount", "restore", "restore-volume", "lvm restore", "ls", "snapshots", "stats",
-		"history", "key list", "remote status", "prune --remote":
-		return true
-	}
-	return false
-}
+func readsOnly(l lock.Info) bool { return readOnlyPurpose(l.Purpose) }
 
 // parseShare reads a percentage such as 5% or 12.5 (percent either way).
 func parseShare(s string) (float64, error) {

@@ -107,7 +107,25 @@ const (
 	noLock lockMode = iota
 	sharedLock
 	exclusiveLock
+	// recordsLock is exclusive but admits the commands that only read
+	// (readOnlyPurpose): forget and tag remove or replace snapshot
+	// records, which a reader takes as a snapshot gone (a mount drops it
+	// from its listing at its next refresh), while the data stays until a
+	// prune. Writers, backups and prune included, wait as for exclusiveLock.
+	recordsLock
 )
+
+// readOnlyPurpose reports whether a command, named by the purpose of its
+// lock, only reads: it writes no snapshot record, pack or index entry
+// that others depend on.
+func readOnlyPurpose(purpose string) bool {
+	switch purpose {
+	case "mount", "restore", "restore-volume", "lvm restore", "ls", "snapshots", "stats",
+		"history", "find", "diff", "key list", "remote status", "prune --remote":
+		return true
+	}
+	return false
+}
 
 // openOptions say how a command needs the repository.
 type openOptions struct {
@@ -205,8 +223,10 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 	// Locking after the password is checked: a wrong password writes
 	// nothing, not even a lock object.
 	if o.lock != noLock {
-		a.log.Debug("locking repository", "exclusive", o.lock == exclusiveLock, "purpose", o.purpose)
-		s.lock, err = lock.Acquire(ctx, be, o.lock == exclusiveLock, o.purpose, lock.Options{Logger: a.log})
+		exclusive := o.lock == exclusiveLock || o.lock == recordsLock
+		a.log.Debug("locking repository", "exclusive", exclusive, "purpose", o.purpose)
+		s.lock, err = lock.Acquire(ctx, be, exclusive, o.purpose, lock.Options{Logger: a.log,
+			ReadOnly: readOnlyPurpose(o.purpose), AdmitsReaders: o.lock == recordsLock})
 		if err != nil {
 			s.close()
 			return nil, err

@@ -33,7 +33,8 @@ name, so 'hindsight push' brings the new record to a remote, where (until
 push learns to remove records) the old one stays beside it. Snapshots
 whose parent was the old ID keep naming it. File history is unchanged.
 
-Takes an exclusive lock, as forget does.`,
+Runs beside commands that only read, and not beside those that write,
+as forget does.`,
 		Example: `  hindsight tag latest --add keep
   hindsight tag 3fa8c1d2 77e0b4a9 --remove test --add release
   hindsight tag 3fa8c1d2 --set monthly --set offsite`,
@@ -80,7 +81,7 @@ type tagJSON struct {
 }
 
 func (a *app) runTag(ctx context.Context, refs []string, fl tagFlags) error {
-	s, err := a.openRepo(ctx, openOptions{lock: exclusiveLock, purpose: "tag"})
+	s, err := a.openRepo(ctx, openOptions{lock: recordsLock, purpose: "tag"})
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hindsight-backup/hindsight/chunkstore/lock"
 	"github.com/hindsight-backup/hindsight/integration/testtree"
+	"github.com/hindsight-backup/hindsight/remote/local"
 )
 
 const forgetHost = "forgettest"
@@ -124,12 +126,25 @@ func TestForgetHistoryAndMount(t *testing.T) {
 		})
 	})
 	mustHS(t, "check", "--repo", repo)
-	// A mount holds a shared lock; forget needs the repository alone.
+	// A backup's lock keeps forget out; a mount's does not.
+	be, err := local.OpenDir(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup, err := lock.Acquire(t.Context(), be, false, "backup", lock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := hs(t, "forget", "--repo", repo, c[:8]); r.code != 12 || !strings.Contains(r.stderr, `"backup"`) {
+		t.Errorf("forget while a backup runs: %s", r)
+	}
+	if err := backup.Release(); err != nil {
+		t.Fatal(err)
+	}
 	withMount(t, repo, func(string) {
-		if r := hs(t, "forget", "--repo", repo, c[:8]); r.code != 12 {
-			t.Errorf("forget while mounted: %s", r)
-		}
+		mustHS(t, "forget", "--repo", repo, c[:8])
 	})
+	mustHS(t, "check", "--repo", repo)
 }
 
 // setFiles makes dir hold exactly files, leaving unchanged files alone.

@@ -201,3 +201,41 @@ func TestNewSnapshotAppears(t *testing.T) {
 		t.Errorf("history of the new file: %q", vs)
 	}
 }
+
+// TestForgetWhileMounted: forget runs beside a mount (only commands that
+// write keep it out), and the mount drops the forgotten snapshot and its
+// versions at its next refresh while the rest stays readable.
+func TestForgetWhileMounted(t *testing.T) {
+	r := newRepo(t)
+	src := filepath.Join(t.TempDir(), "src")
+	small(t, src)
+	note := filepath.Join(src, "sub", "notes.txt")
+	r.backup(t, src)
+	mnt, _ := r.mount(t)
+	oldest := latest(t, mnt, src)
+	time.Sleep(time.Second) // snapshot names have one-second resolution
+	if err := os.WriteFile(note, []byte("notes, second version\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.backup(t, src)
+	hist := filepath.Join(sourceDir(mnt, src), ".history")
+	if !eventually(15*time.Second, func() bool { return len(readVersions(t, hist, "sub/notes.txt")) == 2 }) {
+		t.Fatalf("the second snapshot did not appear: versions %q", readVersions(t, hist, "sub/notes.txt"))
+	}
+
+	r.run(t, "forget", "--keep-last", "1")
+	ok := eventually(15*time.Second, func() bool {
+		_, err := os.Stat(oldest)
+		return os.IsNotExist(err)
+	})
+	if !ok {
+		t.Fatalf("forgotten snapshot %s still listed 15s after forget", filepath.Base(oldest))
+	}
+	if got := readVersions(t, hist, "sub/notes.txt"); !slices.Equal(got, []string{"notes, second version\n"}) {
+		t.Errorf("versions after forget: %q", got)
+	}
+	b, err := os.ReadFile(filepath.Join(latest(t, mnt, src), "sub", "notes.txt"))
+	if err != nil || string(b) != "notes, second version\n" {
+		t.Errorf("latest after forget: %q, %v", b, err)
+	}
+}
