@@ -191,21 +191,24 @@ func (b *Backend) Load(ctx context.Context, name string, offset, length int64) (
 	if offset < 0 {
 		return nil, remote.Permanent(fmt.Errorf("swift: load %s: negative offset %d", name, offset))
 	}
-	var h swift.Headers
-	switch {
-	case length > 0:
-		h = swift.Headers{"Range": fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)}
-	case offset > 0:
-		h = swift.Headers{"Range": fmt.Sprintf("bytes=%d-", offset)}
+	// A range even for the whole object: the Content-Range of the answer
+	// tells a body cut short from a whole one.
+	h := swift.Headers{"Range": fmt.Sprintf("bytes=%d-", offset)}
+	if length > 0 {
+		h["Range"] = fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
 	}
-	f, _, err := b.conn.ObjectOpen(ctx, b.cfg.Container, b.key(name), false, h)
+	f, rh, err := b.conn.ObjectOpen(ctx, b.cfg.Container, b.key(name), false, h)
 	if status(err) == http.StatusRequestedRangeNotSatisfiable {
 		return remote.EmptyAtEnd(ctx, b, name, offset)
 	}
 	if err != nil {
 		return nil, b.fail(ctx, "load", name, err)
 	}
-	return f, nil
+	rc, err := remote.CheckContentRange(f, rh["Content-Range"])
+	if err != nil {
+		return nil, fmt.Errorf("swift: load %s: %w", name, err)
+	}
+	return rc, nil
 }
 
 // Stat is a HEAD request; a static large object reports its whole size.
