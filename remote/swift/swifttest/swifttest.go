@@ -55,9 +55,9 @@ type Options struct {
 
 // Server is a running Swift.
 type Server struct {
-	Endpoint string    // 127.0.0.1:port of the proxy: native API, and s3api without Keystone
-	Keystone *Keystone // with Options.Keystone
-	memcached string   // host:port of the memcached holding tempauth's tokens
+	Endpoint  string    // 127.0.0.1:port of the proxy: native API, and s3api without Keystone
+	Keystone  *Keystone // with Options.Keystone
+	memcached string    // host:port of the memcached holding tempauth's tokens
 	daemons
 }
 
