@@ -1,7 +1,10 @@
 package s3
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,8 +14,11 @@ import (
 
 	"github.com/hindsight-backup/hindsight/integration/hsrun"
 	"github.com/hindsight-backup/hindsight/integration/treecmp"
+	"github.com/hindsight-backup/hindsight/remote"
 	"github.com/hindsight-backup/hindsight/remote/remotetest/faultproxy"
+	"github.com/hindsight-backup/hindsight/remote/s3"
 	"github.com/hindsight-backup/hindsight/remote/s3/s3test"
+	"github.com/hindsight-backup/hindsight/remote/swift"
 	"github.com/hindsight-backup/hindsight/remote/swift/swifttest"
 )
 
@@ -24,7 +30,12 @@ type faultTarget struct {
 	// the server.
 	url, direct    func(prefix string) string
 	env, directEnv []string // credentials for a client of the proxy, of the server
-	isObject       func(*http.Request) bool
+	// open is a Backend straight to the server, to compare with the
+	// local repository.
+	open func(t *testing.T, prefix string) remote.Backend
+	// login is the path clients log in at through the proxy, if any.
+	login    string
+	isObject func(*http.Request) bool
 	// mustFail is the fault this server's client cannot ride out, and
 	// what its message must say.
 	mustFail faultproxy.Fault
@@ -81,7 +92,8 @@ func TestRemoteFaults(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	os.Mkdir(src, 0o755)
-	hs := hsrun.New(t, hsBin, "HINDSIGHT_PASSWORD=faults", "HINDSIGHT_REPOSITORY="+filepath.Join(dir, "repo"))
+	repo := filepath.Join(dir, "repo")
+	hs := hsrun.New(t, hsBin, "HINDSIGHT_PASSWORD=faults", "HINDSIGHT_REPOSITORY="+repo)
 	hs.Must(t, "init")
 	// Three backups: three packs, three index segments, three snapshots.
 	for i := range 3 {
@@ -107,20 +119,20 @@ func TestRemoteFaults(t *testing.T) {
 			in.isObject = ft.isObject
 			for _, kind := range faultproxy.All() {
 				t.Run(kind.String(), func(t *testing.T) {
-					n, c := faultRound(t, hs.With(ft.env...), ft, in, kind, src)
+					n, c := faultRound(t, hs.With(ft.env...), ft, in, kind, src, repo)
 					total += n
 					commands += c
 				})
 			}
 		})
 	}
-	t.Logf("MEASURE remote faults: %d kinds x 2 backends, %d commands, %d faults injected, 0 bytes lost",
+	t.Logf("MEASURE remote faults: %d kinds x 2 backends, %d commands, %d faults injected, all restores bit-exact, 0 bytes lost",
 		len(faultproxy.All()), commands, total)
 }
 
 // faultRound pushes to a fresh prefix and restores from it through kind,
 // and returns the faults injected and the commands run.
-func faultRound(t *testing.T, hs hsrun.Runner, ft faultTarget, in *injector, kind faultproxy.Fault, src string) (int, int) {
+func faultRound(t *testing.T, hs hsrun.Runner, ft faultTarget, in *injector, kind faultproxy.Fault, src, repo string) (int, int) {
 	prefix := "f-" + kind.String()
 	before := faultproxy.Total(ft.proxy.Injected())
 	commands := 0
@@ -132,27 +144,36 @@ func faultRound(t *testing.T, hs hsrun.Runner, ft faultTarget, in *injector, kin
 	name := "r-" + kind.String()
 	hs.Must(t, "remote", "add", name, ft.url(prefix))
 
+	logins := ft.proxy.Requests(ft.login)
 	in.set(kind)
 	push := run(hs, "push", name)
 	if kind == ft.mustFail {
 		wantClearFailure(t, push, ft.failMsg)
 		// Nothing on the remote may look complete: no snapshot, and
-		// what is there checks clean.
+		// what is there is whole.
 		direct := fresh(t, hs.With(ft.directEnv...), ft.direct(prefix))
 		if r := direct.Run(t, "snapshots", "--json"); r.Code == 0 && strings.TrimSpace(r.Stdout) != "" {
 			t.Errorf("a failed push left snapshots on the remote: %s", r)
 		}
+		remoteMatchesLocal(t, ft.open(t, prefix), repo, false)
 		in.set(faultproxy.Pass)
 		hs.Must(t, "push", name)
 	} else if push.Code != 0 {
 		t.Fatalf("push through %s faults: %s", kind, push)
 	}
 	pushed := faultproxy.Total(ft.proxy.Injected()) - before
+	lost := remoteMatchesLocal(t, ft.open(t, prefix), repo, true)
 
 	in.set(kind)
 	target := filepath.Join(t.TempDir(), "restored")
 	restore := run(fresh(t, hs, ft.url(prefix)), "restore", "latest", "--target", target)
 	restored := faultproxy.Total(ft.proxy.Injected()) - before - pushed
+	if ft.login != "" && kind == faultproxy.Expire {
+		// One login per command, and one more after each expiry.
+		if n := ft.proxy.Requests(ft.login) - logins; n < 2+pushed+restored {
+			t.Errorf("%d logins for 2 commands and %d expired tokens: the client did not log in again", n, pushed+restored)
+		}
+	}
 	in.set(faultproxy.Pass)
 	if kind == ft.mustFail {
 		wantClearFailure(t, restore, ft.failMsg)
@@ -165,7 +186,7 @@ func faultRound(t *testing.T, hs hsrun.Runner, ft faultTarget, in *injector, kin
 	if r := run(fresh(t, hs.With(ft.directEnv...), ft.direct(prefix)), "check", "--read-data"); r.Code != 0 {
 		t.Errorf("check of the remote after faults: %s", r)
 	}
-	t.Logf("%s: %d faults in push, %d in restore", kind, pushed, restored)
+	t.Logf("%s: %d faults in push, %d in restore, %d bytes lost", kind, pushed, restored, lost)
 	if kind != faultproxy.Truncate && kind != faultproxy.ShortBody && kind != faultproxy.LongBody && pushed == 0 {
 		t.Errorf("push met no %s fault: the test proved less than it claims", kind)
 	}
@@ -209,6 +230,63 @@ func sameTree(t *testing.T, want, got string) {
 	}
 }
 
+// remoteMatchesLocal demands that every object on be, locks aside, be
+// byte for byte the object of that name in the local repository at repo:
+// an object cut short by a fault must never be stored whole-looking.
+// With complete (after a push that succeeded) it also demands every pack,
+// index segment and snapshot of repo on be, and returns the bytes of
+// those that are not: the bytes lost.
+func remoteMatchesLocal(t *testing.T, be remote.Backend, repo string, complete bool) (lost int64) {
+	t.Helper()
+	defer be.Close()
+	onRemote := map[string]bool{}
+	err := be.List(t.Context(), "", func(fi remote.FileInfo) error {
+		if strings.HasPrefix(fi.Name, "locks/") {
+			return nil
+		}
+		onRemote[fi.Name] = true
+		want, err := os.ReadFile(filepath.Join(repo, filepath.FromSlash(fi.Name)))
+		if err != nil {
+			t.Errorf("the remote holds %s (%d bytes), which the repository does not: %v", fi.Name, fi.Size, err)
+			return nil
+		}
+		rc, err := be.Load(t.Context(), fi.Name, 0, 0)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		got, err := io.ReadAll(rc)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("the remote's %s (%d bytes) is not the repository's (%d bytes)", fi.Name, len(got), len(want))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("listing the remote: %v", err)
+	}
+	if !complete {
+		return 0
+	}
+	for _, dir := range []string{"packs", "index-segments", "snapshots"} {
+		filepath.WalkDir(filepath.Join(repo, dir), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(repo, p)
+			if !onRemote[filepath.ToSlash(rel)] {
+				fi, _ := d.Info()
+				lost += fi.Size()
+				t.Errorf("the remote lacks %s after a push that succeeded", rel)
+			}
+			return nil
+		})
+	}
+	return lost
+}
+
 func minioTarget(t *testing.T, in *injector) faultTarget {
 	srv := s3test.Start(t)
 	srv.MakeBucket(t, "faults")
@@ -219,9 +297,16 @@ func minioTarget(t *testing.T, in *injector) faultTarget {
 		direct:    func(prefix string) string { return srv.URL("faults", prefix) },
 		env:       srv.Env(),
 		directEnv: srv.Env(),
-		isObject:  s3test.IsObjectRequest,
-		mustFail:  faultproxy.Expire,
-		failMsg:   []string{p.Endpoint + "/faults/", "expired", "AWS_SESSION_TOKEN"},
+		open: func(t *testing.T, prefix string) remote.Backend {
+			be, err := s3.New(srv.Config(t, "faults", prefix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return be
+		},
+		isObject: s3test.IsObjectRequest,
+		mustFail: faultproxy.Expire,
+		failMsg:  []string{p.Endpoint + "/faults/", "expired", "AWS_SESSION_TOKEN"},
 	}
 }
 
@@ -234,7 +319,16 @@ func swiftTarget(t *testing.T, in *injector) faultTarget {
 		direct:    func(prefix string) string { return "swift:faults/" + prefix },
 		env:       srv.ProxyEnv(p),
 		directEnv: srv.Env(),
-		isObject:  swifttest.IsObjectRequest,
-		mustFail:  -1,
+		login:     "/auth/v1.0",
+		open: func(t *testing.T, prefix string) remote.Backend {
+			be, err := swift.New(swift.Config{Container: "faults", Prefix: prefix,
+				Auth: swift.Auth{URL: srv.AuthURL(), User: swifttest.User, Key: swifttest.Key}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return be
+		},
+		isObject: swifttest.IsObjectRequest,
+		mustFail: -1,
 	}
 }

@@ -84,6 +84,7 @@ type Proxy struct {
 	choose   func(*http.Request) Fault
 	received map[string]int64 // URL path → PUT body bytes received
 	sent     map[string]int64 // URL path → GET body bytes sent
+	requests map[string]int   // URL path → requests
 	injected map[Fault]int
 	rp       *httputil.ReverseProxy
 }
@@ -95,7 +96,8 @@ type Proxy struct {
 func Start(t testing.TB, endpoint string, d Dialect, choose func(*http.Request) Fault) *Proxy {
 	t.Helper()
 	target := &url.URL{Scheme: "http", Host: endpoint}
-	p := &Proxy{dialect: d, choose: choose, received: map[string]int64{}, sent: map[string]int64{}, injected: map[Fault]int{}}
+	p := &Proxy{dialect: d, choose: choose, received: map[string]int64{}, sent: map[string]int64{},
+		requests: map[string]int{}, injected: map[Fault]int{}}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
@@ -139,6 +141,13 @@ func (p *Proxy) Sent() map[string]int64 {
 	return maps.Clone(p.sent)
 }
 
+// Requests returns how many requests were made of path.
+func (p *Proxy) Requests(path string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.requests[path]
+}
+
 // Injected returns how many times each fault was injected.
 func (p *Proxy) Injected() map[Fault]int {
 	p.mu.Lock()
@@ -148,6 +157,7 @@ func (p *Proxy) Injected() map[Fault]int {
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
+	p.requests[r.URL.Path]++
 	f := Pass
 	if p.choose != nil {
 		f = p.choose(r)
