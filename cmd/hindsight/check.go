@@ -112,7 +112,7 @@ func (p *checkProgress) line(time.Duration) progressLine {
 }
 
 func (a *app) runCheck(ctx context.Context, o checkOptions) error {
-	open := openOptions{lock: sharedLock, purpose: "check"}
+	open := openOptions{lock: sharedLock, purpose: "check", readOnly: true}
 	var s *session
 	var err error
 	if o.remote != "" {

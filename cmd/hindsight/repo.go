@@ -83,10 +83,11 @@ func openBackend(location string, create bool) (remote.Backend, error) {
 // repoDirs says where the index and the scratch files of a repository go.
 // For a local repository both live inside it: the index then travels with
 // the repository, and finished packs are renamed into place, not copied.
-// Other repositories get a cache directory named by the repository ID, so
-// that a repository that moves keeps its cache.
-func (a *app) repoDirs(be remote.Backend, id, cacheName string) (indexDir, scratchDir string, err error) {
-	if lb, ok := be.(*local.Backend); ok {
+// Other repositories, and local ones this process cannot write, get a
+// cache directory named by the repository ID, so that a repository that
+// moves keeps its cache.
+func (a *app) repoDirs(be remote.Backend, id, cacheName string, readOnly bool) (indexDir, scratchDir string, err error) {
+	if lb, ok := be.(*local.Backend); ok && !readOnly {
 		return filepath.Join(lb.Location(), "index"), filepath.Join(lb.Location(), "tmp"), nil
 	}
 	cache := a.getenv("XDG_CACHE_HOME")
@@ -117,6 +118,10 @@ type openOptions struct {
 	// password, when set, is used instead of asking: a command that opens
 	// a replica after its repository asks once.
 	password *password
+	// readOnly says the command never writes to the repository, so that
+	// it can read one it may not write (readonly.go); without it such a
+	// repository is refused before anything is tried.
+	readOnly bool
 	// cacheName puts the index of a remote repository in its own
 	// directory of the repository's cache: one per remote for
 	// 'prune --remote', since several remotes share the repository's ID.
@@ -169,6 +174,14 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 		return nil, err
 	}
 	id := info.ID
+	// Why a local repository cannot be written; then no lock is taken
+	// and the index goes to the cache (readonly.go).
+	var unwritable error
+	if dir, ok := localDir(be); ok {
+		if unwritable = notWritable(dir); unwritable != nil && !o.readOnly {
+			return nil, &readOnlyError{path: dir, err: unwritable}
+		}
+	}
 	var pw password
 	switch {
 	case o.password != nil:
@@ -179,7 +192,7 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 		}
 	}
 	opts := chunkstore.Options{Password: pw.value, NoIndex: true}
-	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id, o.cacheName); err != nil {
+	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id, o.cacheName, unwritable != nil); err != nil {
 		return nil, err
 	}
 	if _, isLocal := be.(*local.Backend); !isLocal {
@@ -204,7 +217,10 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 	}
 	// Locking after the password is checked: a wrong password writes
 	// nothing, not even a lock object.
-	if o.lock != noLock {
+	if unwritable != nil {
+		fmt.Fprintf(a.stderr, "hindsight: notice: repository %s is read-only (%v): reading it without a lock, its index in %s\n",
+			be.Location(), unwritable, filepath.Dir(opts.IndexDir))
+	} else if o.lock != noLock {
 		a.log.Debug("locking repository", "exclusive", o.lock == exclusiveLock, "purpose", o.purpose)
 		s.lock, err = lock.Acquire(ctx, be, o.lock == exclusiveLock, o.purpose, lock.Options{Logger: a.log})
 		if err != nil {
