@@ -138,6 +138,9 @@ type session struct {
 	lock   *lock.Lock
 	app    *app
 	pw     password
+	// readOnly: a local repository this process cannot write, opened
+	// without a lock, its index in the cache (readonly.go).
+	readOnly bool
 }
 
 // openRepo locates, unlocks and locks the repository. The password is
@@ -204,7 +207,7 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 			return nil, err
 		}
 	}
-	s := &session{app: a, pw: pw}
+	s := &session{app: a, pw: pw, readOnly: unwritable != nil}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	a.log.Debug("opening repository", "location", be.Location(), "id", id, "index", opts.IndexDir)
 	s.repo, err = chunkstore.Open(s.ctx, be, opts)

@@ -141,7 +141,7 @@ var roCommands = map[string]roCommand{
 	"history": {func(e roEnv) []string { return []string{"history", "--host", "ro", filepath.Join(e.src, "a.txt")} },
 		says("file")},
 	"stats":     {fixed("stats"), says("blob bytes stored")},
-	"check":     {fixed("check", "--read-data"), says("0 problems")},
+	"check":     {fixed("check", "--read-data"), says("0 problems, 0 notices")},
 	"key list":  {fixed("key", "list"), says("Created")},
 	"remote ls": {fixed("remote", "list"), func(*testing.T, roEnv, hsrun.Result) {}},
 	"restore": {func(e roEnv) []string {

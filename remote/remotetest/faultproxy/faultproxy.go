@@ -196,6 +196,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	case Truncate, ShortBody, LongBody:
 		rp := *p.rp
+		// Each write flushed, so that the half before the cut reaches
+		// the client even when it would fit the server's buffer.
+		rp.FlushInterval = -1
 		rp.ModifyResponse = func(resp *http.Response) error {
 			if resp.ContentLength > 1 && r.Method == http.MethodGet {
 				p.record(f)
