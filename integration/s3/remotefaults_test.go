@@ -43,12 +43,13 @@ type faultTarget struct {
 }
 
 // injector applies one fault to the first of every three object requests
-// it applies to, at most faultsPerCommand times per command, so that each command meets the
-// fault several times and retries get through.
+// it applies to, at most faultsPerCommand times per command, so that each
+// command meets the fault several times and retries get through.
 type injector struct {
 	mu       sync.Mutex
 	kind     faultproxy.Fault
 	isObject func(*http.Request) bool
+	only     func(*http.Request) bool // nil: any object request
 	seen     int
 	left     int
 }
@@ -58,7 +59,7 @@ const faultsPerCommand = 3
 func (in *injector) choose(r *http.Request) faultproxy.Fault {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.kind == faultproxy.Pass || !in.isObject(r) {
+	if in.kind == faultproxy.Pass || !in.isObject(r) || (in.only != nil && !in.only(r)) {
 		return faultproxy.Pass
 	}
 	switch in.kind {
@@ -75,10 +76,18 @@ func (in *injector) choose(r *http.Request) faultproxy.Fault {
 	return in.kind
 }
 
-func (in *injector) set(kind faultproxy.Fault) {
+func (in *injector) set(kind faultproxy.Fault) { in.setOnly(kind, nil) }
+
+func (in *injector) setOnly(kind faultproxy.Fault, only func(*http.Request) bool) {
 	in.mu.Lock()
-	in.kind, in.seen, in.left = kind, 0, faultsPerCommand
+	in.kind, in.only, in.seen, in.left = kind, only, 0, faultsPerCommand
 	in.mu.Unlock()
+}
+
+// snapshotUpload is the upload of a snapshot record, the last thing a
+// push sends: a fault there fails a push that has sent everything else.
+func snapshotUpload(r *http.Request) bool {
+	return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/snapshots/")
 }
 
 // TestRemoteFaults pushes a repository of three snapshots to the real
@@ -146,16 +155,25 @@ func faultRound(t *testing.T, hs hsrun.Runner, ft faultTarget, in *injector, kin
 
 	logins := ft.proxy.Requests(ft.login)
 	in.set(kind)
+	if kind == ft.mustFail {
+		in.setOnly(kind, snapshotUpload)
+	}
 	push := run(hs, "push", name)
 	if kind == ft.mustFail {
 		wantClearFailure(t, push, ft.failMsg)
-		// Nothing on the remote may look complete: no snapshot, and
-		// what is there is whole.
+		// Packs and index segments went up, and then the push failed
+		// at a snapshot record (others, sent alongside, may have gone
+		// up): nothing on the remote may look complete that is not.
+		// The record refused is not there, what is there is whole,
+		// and it checks clean: each snapshot listed has all its data.
 		direct := fresh(t, hs.With(ft.directEnv...), ft.direct(prefix))
-		if r := direct.Run(t, "snapshots", "--json"); r.Code == 0 && strings.TrimSpace(r.Stdout) != "" {
-			t.Errorf("a failed push left snapshots on the remote: %s", r)
+		if r := direct.Run(t, "snapshots", "--json"); r.Code != 0 || strings.Count(r.Stdout, "\n") >= 3 {
+			t.Errorf("want fewer than the 3 snapshots on the remote after a failed push: %s", r)
 		}
 		remoteMatchesLocal(t, ft.open(t, prefix), repo, false)
+		if r := run(direct, "check", "--read-data"); r.Code != 0 || !strings.Contains(r.Stdout, "0 problems") {
+			t.Errorf("check of the remote a failed push left: %s", r)
+		}
 		in.set(faultproxy.Pass)
 		hs.Must(t, "push", name)
 	} else if push.Code != 0 {
@@ -209,6 +227,7 @@ func wantClearFailure(t *testing.T, r hsrun.Result, words []string) {
 	}
 	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
 	last := lines[len(lines)-1]
+	t.Logf("failed as it must: %s", last)
 	for _, w := range words {
 		if !strings.Contains(last, w) {
 			t.Errorf("the error %q does not say %q", last, w)
