@@ -107,6 +107,7 @@ func mount(t *testing.T, argLists ...[]string) {
 // roEnv is what a read-only test's commands are given.
 type roEnv struct {
 	src, home, first string // the backed-up tree, a writable directory, the first snapshot's ID
+	image            string // the ID of a snapshot of src/a.txt as an image
 	repo             string // the path hindsight is given
 	hs               hsrun.Runner
 }
@@ -134,7 +135,7 @@ func says(words ...string) func(t *testing.T, e roEnv, r hsrun.Result) {
 }
 
 var roCommands = map[string]roCommand{
-	"snapshots": {fixed("snapshots"), says("2 snapshots")},
+	"snapshots": {fixed("snapshots"), says("3 snapshots")},
 	"ls":        {fixed("ls", "latest"), says("a.txt", "b.txt")},
 	"find":      {fixed("find", "b.txt"), says("SRC/b.txt")},
 	"diff":      {func(e roEnv) []string { return []string{"diff", e.first, "latest"} }, says("b.txt")},
@@ -150,6 +151,14 @@ var roCommands = map[string]roCommand{
 		func(t *testing.T, e roEnv, _ hsrun.Result) {
 			sameTree(t, e.src, filepath.Join(e.home, "restore"), treecmp.Options{SkipRootMeta: true})
 		}},
+	"restore-volume": {func(e roEnv) []string {
+		return []string{"restore-volume", e.image, filepath.Join(e.home, "image")}
+	}, func(t *testing.T, e roEnv, _ hsrun.Result) {
+		got, err := os.ReadFile(filepath.Join(e.home, "image"))
+		if err != nil || string(got) != "first\n" {
+			t.Errorf("restored image %q, %v; want a.txt's first content", got, err)
+		}
+	}},
 	"clone": {func(e roEnv) []string { return []string{"clone", e.repo, filepath.Join(e.home, "clone")} },
 		func(t *testing.T, e roEnv, _ hsrun.Result) {
 			e.hs.With("HINDSIGHT_REPOSITORY="+filepath.Join(e.home, "clone")).Must(t, "check")
@@ -191,6 +200,7 @@ func TestReadOnlyRepository(t *testing.T) {
 			write(t, filepath.Join(home, "pw2"), "another password\n")
 			repo := filepath.Join(home, "repo")
 			hs := newRepo(t, repo)
+			image := parseBackup(t, hs.Must(t, "backup-volume", "--json", filepath.Join(src, "a.txt")))
 			first := parseBackup(t, hs.Must(t, "backup", "--json", "--host", "ro", src))
 			write(t, filepath.Join(src, "b.txt"), "added later\n")
 			os.Chown(filepath.Join(src, "b.txt"), nobody, nobody)
@@ -207,7 +217,7 @@ func TestReadOnlyRepository(t *testing.T) {
 			ro := hs.With("HINDSIGHT_REPOSITORY="+path, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, "config"),
 				"XDG_CACHE_HOME="+filepath.Join(home, "cache"), "XDG_RUNTIME_DIR="+home)
 			ro.SysProcAttr = attr
-			e := roEnv{src: src, home: home, first: first.ID, repo: path, hs: ro}
+			e := roEnv{src: src, home: home, first: first.ID, image: image.ID, repo: path, hs: ro}
 			for _, name := range slices.Sorted(maps.Keys(roCommands)) {
 				c := roCommands[name]
 				t.Run(name, func(t *testing.T) {
