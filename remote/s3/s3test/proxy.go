@@ -15,24 +15,26 @@ import (
 // (no faults).
 func (s *Server) StartProxy(t testing.TB, choose func(*http.Request) faultproxy.Fault) *faultproxy.Proxy {
 	t.Helper()
-	return faultproxy.Start(t, s.Endpoint, Dialect, choose)
+	return faultproxy.Start(t, s.Endpoint, dialect(), choose)
 }
 
-// Dialect speaks S3's errors. MinIO's static keys never expire, so an
+// dialect speaks S3's errors. MinIO's static keys never expire, so an
 // expired credential is the answer AWS gives a request signed with a
 // session token past its end.
-var Dialect = faultproxy.Dialect{
-	Error: func(w http.ResponseWriter, status int) {
-		code := "SlowDown"
-		if status == http.StatusInternalServerError {
-			code = "InternalError"
-		}
-		writeError(w, status, code)
-	},
-	Expire: func(w http.ResponseWriter, r *http.Request) bool {
-		writeError(w, http.StatusForbidden, "ExpiredToken")
-		return true
-	},
+func dialect() faultproxy.Dialect {
+	return faultproxy.Dialect{
+		Error: func(w http.ResponseWriter, status int) {
+			code := "SlowDown"
+			if status == http.StatusInternalServerError {
+				code = "InternalError"
+			}
+			writeError(w, status, code)
+		},
+		Expire: func(w http.ResponseWriter, r *http.Request) bool {
+			writeError(w, http.StatusForbidden, "ExpiredToken")
+			return true
+		},
+	}
 }
 
 func writeError(w http.ResponseWriter, status int, code string) {
