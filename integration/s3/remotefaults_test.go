@@ -34,7 +34,10 @@ type faultTarget struct {
 	// local repository.
 	open func(t *testing.T, prefix string) remote.Backend
 	// login is the path clients log in at through the proxy, if any.
-	login    string
+	login string
+	// tokenEnv, if not nil, logs in and returns the environment of a
+	// client that has a token made elsewhere and no way to renew it.
+	tokenEnv func(t *testing.T) []string
 	isObject func(*http.Request) bool
 	// mustFail is the fault this server's client cannot ride out, and
 	// what its message must say.
@@ -95,8 +98,8 @@ func snapshotUpload(r *http.Request) bool {
 // restores from the remote alone (restore --repo URL) through the same
 // fault. Each command must succeed after its retries, the restore
 // bit-exact, or fail with a clear message; either way a check of the
-// remote, straight from the server, must be clean, and a failed push may
-// leave no snapshot on it.
+// remote, straight from the server, must be clean, and hold nothing that
+// is not whole.
 func TestRemoteFaults(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
@@ -131,6 +134,12 @@ func TestRemoteFaults(t *testing.T) {
 					n, c := faultRound(t, hs.With(ft.env...), ft, in, kind, src, repo)
 					total += n
 					commands += c
+				})
+			}
+			if ft.tokenEnv != nil {
+				t.Run("expire token made elsewhere", func(t *testing.T) {
+					total += expireFixedToken(t, hs.With(ft.tokenEnv(t)...), ft, in)
+					commands++
 				})
 			}
 		})
@@ -249,6 +258,18 @@ func sameTree(t *testing.T, want, got string) {
 	}
 }
 
+// expireFixedToken pushes with a token the client cannot renew, and
+// expires it: the push must stop at once with a message that says so.
+func expireFixedToken(t *testing.T, hs hsrun.Runner, ft faultTarget, in *injector) int {
+	before := faultproxy.Total(ft.proxy.Injected())
+	in.set(faultproxy.Pass)
+	hs.Must(t, "remote", "add", "fixed-token", ft.url("fixed-token"))
+	in.set(faultproxy.Expire)
+	wantClearFailure(t, hs.Run(t, "push", "fixed-token"), []string{"OS_AUTH_TOKEN", "expired"})
+	in.set(faultproxy.Pass)
+	return faultproxy.Total(ft.proxy.Injected()) - before
+}
+
 // remoteMatchesLocal demands that every object on be, locks aside, be
 // byte for byte the object of that name in the local repository at repo:
 // an object cut short by a fault must never be stored whole-looking.
@@ -339,6 +360,18 @@ func swiftTarget(t *testing.T, in *injector) faultTarget {
 		env:       srv.ProxyEnv(p),
 		directEnv: srv.Env(),
 		login:     "/auth/v1.0",
+		tokenEnv: func(t *testing.T) []string {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+p.Endpoint+"/auth/v1.0", nil)
+			req.Header.Set("X-Auth-User", swifttest.User)
+			req.Header.Set("X-Auth-Key", swifttest.Key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return []string{"ST_AUTH=", "ST_USER=", "ST_KEY=",
+				"OS_STORAGE_URL=" + resp.Header.Get("X-Storage-Url"), "OS_AUTH_TOKEN=" + resp.Header.Get("X-Auth-Token")}
+		},
 		open: func(t *testing.T, prefix string) remote.Backend {
 			be, err := swift.New(swift.Config{Container: "faults", Prefix: prefix,
 				Auth: swift.Auth{URL: srv.AuthURL(), User: swifttest.User, Key: swifttest.Key}})

@@ -50,6 +50,11 @@ func New(cfg Config) (*Backend, error) {
 	// One repeat, so that a 401 can renew the token and send the request
 	// again (a body is rewound: Save hands over io.Seekers).
 	conn.Retries = 1
+	if cfg.Auth.fixedToken() {
+		// Nothing to log in again with: a 401 is final, and fail says
+		// why, where ncw/swift would try to log in at no URL.
+		conn.Retries = -1
+	}
 	// Time to the response headers; a busy cluster can take seconds to
 	// answer a large PUT once its body is sent.
 	conn.ConnectTimeout = 30 * time.Second
@@ -70,7 +75,8 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.conn.Authenticate(ctx); err != nil {
+	// A token made elsewhere is checked by the look at the container.
+	if err := b.login(ctx); err != nil {
 		switch status(err) {
 		case http.StatusNotFound:
 			return nil, remote.Permanent(fmt.Errorf("swift: log in at %s: no such authentication URL (404)", cfg.Auth.URL))
@@ -89,6 +95,13 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		b.maxObject = b.clusterMaxObject(ctx)
 	}
 	return b, nil
+}
+
+func (b *Backend) login(ctx context.Context) error {
+	if b.cfg.Auth.fixedToken() {
+		return nil
+	}
+	return b.conn.Authenticate(ctx)
 }
 
 // ensureContainer creates container unless it exists. A PUT of an
