@@ -75,7 +75,6 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A token made elsewhere is checked by the look at the container.
 	if err := b.login(ctx); err != nil {
 		switch status(err) {
 		case http.StatusNotFound:
@@ -97,6 +96,8 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	return b, nil
 }
 
+// login gets a token, unless the Auth holds one made elsewhere: the look
+// at the container then checks it.
 func (b *Backend) login(ctx context.Context) error {
 	if b.cfg.Auth.fixedToken() {
 		return nil
