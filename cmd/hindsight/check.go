@@ -112,7 +112,7 @@ func (p *checkProgress) line(time.Duration) progressLine {
 }
 
 func (a *app) runCheck(ctx context.Context, o checkOptions) error {
-	open := openOptions{lock: sharedLock, purpose: "check"}
+	open := openOptions{lock: sharedLock, purpose: "check", readOnly: true}
 	var s *session
 	var err error
 	if o.remote != "" {
@@ -131,8 +131,9 @@ func (a *app) runCheck(ctx context.Context, o checkOptions) error {
 	rep := &checkReport{a: a, json: o.json, above: above}
 	// A remote repository's index is a cache on this machine, which a new
 	// machine builds as a matter of course; a local one's is part of the
-	// repository, and gone only if something removed it.
-	if _, inside := s.repo.Backend().(*local.Backend); inside && s.repo.IndexCreated() {
+	// repository, and gone only if something removed it, unless the
+	// repository is read-only and the index in the cache too.
+	if _, inside := s.repo.Backend().(*local.Backend); inside && !s.readOnly && s.repo.IndexCreated() {
 		rep.add(checkLine{level: "notice", area: "index", msg: "the local index was missing or outdated: built again from the index segments"})
 	}
 	if err := s.repo.CheckSegments(s.ctx, rep.segmentProblem); err != nil {

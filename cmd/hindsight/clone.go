@@ -58,7 +58,7 @@ func (a *app) runClone(ctx context.Context, source, dir string, jobs int) error 
 	if err != nil {
 		return err
 	}
-	s, err := a.openSession(ctx, cfg, src, openOptions{lock: sharedLock, purpose: "clone"})
+	s, err := a.openSession(ctx, cfg, src, openOptions{lock: sharedLock, purpose: "clone", readOnly: true})
 	if err != nil {
 		src.Close()
 		return err

@@ -90,7 +90,7 @@ func (sum *diffSummary) add(c *snapshot.Change) {
 }
 
 func (a *app) runDiff(ctx context.Context, ref1, ref2 string, jsonOut bool) error {
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "diff"})
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "diff", readOnly: true})
 	if err != nil {
 		return err
 	}

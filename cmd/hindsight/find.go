@@ -76,7 +76,7 @@ type findJSON struct {
 }
 
 func (a *app) runFind(ctx context.Context, p snapshot.Pattern, fl findFlags) error {
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "find"})
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "find", readOnly: true})
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func (a *app) runHistory(ctx context.Context, p string, fl historyFlags) error {
 			return fmt.Errorf("host name: %w (give --host)", err)
 		}
 	}
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "history"})
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "history", readOnly: true})
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func (a *app) keyAdd(ctx context.Context, newPasswordFile string, replace bool) 
 }
 
 func (a *app) keyList(ctx context.Context, jsonOut bool) error {
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "key list", noIndex: true})
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "key list", noIndex: true, readOnly: true})
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ printed Go-quoted ("a\nb"), so that no name can pass for another line.
 }
 
 func (a *app) runLs(ctx context.Context, ref, p string, fl lsFlags) error {
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "ls"})
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "ls", readOnly: true})
 	if err != nil {
 		return err
 	}

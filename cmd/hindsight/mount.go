@@ -100,7 +100,7 @@ func (a *app) runMount(ctx context.Context, dir string, fl mountFlags) error {
 	if a.getenv("GOGC") == "" {
 		debug.SetGCPercent(mountGCPercent)
 	}
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "mount"})
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "mount", readOnly: true})
 	if err != nil {
 		return err
 	}

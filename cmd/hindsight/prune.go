@@ -166,7 +166,7 @@ func (a *app) openPruned(ctx context.Context, name string, o *chunkstore.PruneOp
 // condemned packs need not wait for them to end. Any other purpose, one
 // this version does not know included, is waited for. check is waited
 // for: a pack deleted under it would look lost.
-func readsOnly(l lock.Info) bool { return readOnlyPurpose(l.Purpose) }
+func readsOnly(l lock.Info) bool { return unguardedReader(l.Purpose) }
 
 // parseShare reads a percentage such as 5% or 12.5 (percent either way).
 func parseShare(s string) (float64, error) {

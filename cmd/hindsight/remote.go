@@ -195,7 +195,7 @@ func (a *app) remoteAdd(ctx context.Context, name, url string, check bool) error
 }
 
 func (a *app) remoteList(ctx context.Context) error {
-	s, err := a.openRepo(ctx, openOptions{noIndex: true})
+	s, err := a.openRepo(ctx, openOptions{noIndex: true, readOnly: true})
 	if err != nil {
 		return err
 	}

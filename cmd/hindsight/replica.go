@@ -12,7 +12,7 @@ import (
 // its own index segments, snapshot records and cached index. The password
 // is the one that opened the repository, asked for once.
 func (a *app) openReplica(ctx context.Context, name string, o openOptions) (*session, error) {
-	local, err := a.openRepo(ctx, openOptions{noIndex: true})
+	local, err := a.openRepo(ctx, openOptions{noIndex: true, readOnly: true})
 	if err != nil {
 		return nil, err
 	}

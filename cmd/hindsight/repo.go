@@ -83,10 +83,11 @@ func openBackend(location string, create bool) (remote.Backend, error) {
 // repoDirs says where the index and the scratch files of a repository go.
 // For a local repository both live inside it: the index then travels with
 // the repository, and finished packs are renamed into place, not copied.
-// Other repositories get a cache directory named by the repository ID, so
-// that a repository that moves keeps its cache.
-func (a *app) repoDirs(be remote.Backend, id, cacheName string) (indexDir, scratchDir string, err error) {
-	if lb, ok := be.(*local.Backend); ok {
+// Other repositories, and local ones this process cannot write, get a
+// cache directory named by the repository ID, so that a repository that
+// moves keeps its cache.
+func (a *app) repoDirs(be remote.Backend, id, cacheName string, readOnly bool) (indexDir, scratchDir string, err error) {
+	if lb, ok := be.(*local.Backend); ok && !readOnly {
 		return filepath.Join(lb.Location(), "index"), filepath.Join(lb.Location(), "tmp"), nil
 	}
 	cache := a.getenv("XDG_CACHE_HOME")
@@ -108,17 +109,20 @@ const (
 	sharedLock
 	exclusiveLock
 	// recordsLock is exclusive but admits the commands that only read
-	// (readOnlyPurpose): forget and tag remove or replace snapshot
+	// (unguardedReader): forget and tag remove or replace snapshot
 	// records, which a reader takes as a snapshot gone (a mount drops it
 	// from its listing at its next refresh), while the data stays until a
 	// prune. Writers, backups and prune included, wait as for exclusiveLock.
 	recordsLock
 )
 
-// readOnlyPurpose reports whether a command, named by the purpose of its
-// lock, only reads: it writes no snapshot record, pack or index entry
-// that others depend on.
-func readOnlyPurpose(purpose string) bool {
+// unguardedReader reports whether a command, named by the purpose of its
+// lock, only reads and copes with what it reads going away: forget may
+// remove the snapshot records it lists and prune the packs it would read,
+// without waiting for it (it then reports a snapshot or pack gone). Not
+// openOptions.readOnly: check and clone only read too, but check would
+// call a pack removed under it lost, and clone would copy a half.
+func unguardedReader(purpose string) bool {
 	switch purpose {
 	case "mount", "restore", "restore-volume", "lvm restore", "ls", "snapshots", "stats",
 		"history", "find", "diff", "key list", "remote status", "prune --remote":
@@ -135,6 +139,10 @@ type openOptions struct {
 	// password, when set, is used instead of asking: a command that opens
 	// a replica after its repository asks once.
 	password *password
+	// readOnly says the command never writes to the repository, so that
+	// it can read one it may not write (readonly.go); without it such a
+	// repository is refused before anything is tried.
+	readOnly bool
 	// cacheName puts the index of a remote repository in its own
 	// directory of the repository's cache: one per remote for
 	// 'prune --remote', since several remotes share the repository's ID.
@@ -151,6 +159,9 @@ type session struct {
 	lock   *lock.Lock
 	app    *app
 	pw     password
+	// readOnly: a local repository this process cannot write, opened
+	// without a lock, its index in the cache (readonly.go).
+	readOnly bool
 }
 
 // openRepo locates, unlocks and locks the repository. The password is
@@ -187,6 +198,14 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 		return nil, err
 	}
 	id := info.ID
+	// Why a local repository cannot be written; then no lock is taken
+	// and the index goes to the cache (readonly.go).
+	var unwritable error
+	if dir, ok := localDir(be); ok {
+		if unwritable = notWritable(dir); unwritable != nil && !o.readOnly {
+			return nil, &readOnlyError{path: dir, err: unwritable}
+		}
+	}
 	var pw password
 	switch {
 	case o.password != nil:
@@ -197,7 +216,7 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 		}
 	}
 	opts := chunkstore.Options{Password: pw.value, NoIndex: true}
-	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id, o.cacheName); err != nil {
+	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id, o.cacheName, unwritable != nil); err != nil {
 		return nil, err
 	}
 	if _, isLocal := be.(*local.Backend); !isLocal {
@@ -209,7 +228,7 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 			return nil, err
 		}
 	}
-	s := &session{app: a, pw: pw}
+	s := &session{app: a, pw: pw, readOnly: unwritable != nil}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	a.log.Debug("opening repository", "location", be.Location(), "id", id, "index", opts.IndexDir)
 	s.repo, err = chunkstore.Open(s.ctx, be, opts)
@@ -222,11 +241,14 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 	}
 	// Locking after the password is checked: a wrong password writes
 	// nothing, not even a lock object.
-	if o.lock != noLock {
+	if unwritable != nil {
+		fmt.Fprintf(a.stderr, "hindsight: notice: repository %s is read-only (%v): reading it without a lock, its index in %s\n",
+			be.Location(), unwritable, filepath.Dir(opts.IndexDir))
+	} else if o.lock != noLock {
 		exclusive := o.lock == exclusiveLock || o.lock == recordsLock
 		a.log.Debug("locking repository", "exclusive", exclusive, "purpose", o.purpose)
 		s.lock, err = lock.Acquire(ctx, be, exclusive, o.purpose, lock.Options{Logger: a.log,
-			ReadOnly: readOnlyPurpose(o.purpose), AdmitsReaders: o.lock == recordsLock})
+			ReadOnly: unguardedReader(o.purpose), AdmitsReaders: o.lock == recordsLock})
 		if err != nil {
 			s.close()
 			return nil, err

@@ -81,7 +81,7 @@ func (fl restoreFlags) ownerPolicy() fsmeta.OwnerPolicy {
 
 func (a *app) runRestore(ctx context.Context, arg string, fl restoreFlags) error {
 	ref, sub := splitSnapshotPath(arg)
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "restore"})
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "restore", readOnly: true})
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ volumes and SSDs), discarded, or skipped, as --holes says.`,
 
 // openSnapshot opens the repository for a restore and finds snapshot ref.
 func (a *app) openSnapshot(ctx context.Context, purpose, ref string) (*session, snapshot.Snapshot, error) {
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: purpose})
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: purpose, readOnly: true})
 	if err != nil {
 		return nil, snapshot.Snapshot{}, err
 	}

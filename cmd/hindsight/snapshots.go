@@ -28,7 +28,7 @@ UTF-8 appear as {"base64": "..."}.`,
   hindsight snapshots --json | jq -r .id`,
 		Args: cobra.NoArgs,
 		RunE: a.action(func(cmd *cobra.Command, _ []string) error {
-			s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "snapshots"})
+			s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "snapshots", readOnly: true})
 			if err != nil {
 				return err
 			}

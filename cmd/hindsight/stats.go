@@ -25,7 +25,7 @@ With SNAP, show the statistics recorded when that snapshot was made.`,
   hindsight stats --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: a.action(func(cmd *cobra.Command, args []string) error {
-			s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "stats"})
+			s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "stats", readOnly: true})
 			if err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/remote"
+	"github.com/hindsight-backup/hindsight/remote/remotetest/faultproxy"
 	"github.com/hindsight-backup/hindsight/remote/s3"
 	"github.com/hindsight-backup/hindsight/remote/s3/s3test"
 )
@@ -75,14 +76,15 @@ func TestPushThroughFaults(t *testing.T) {
 	srv.MakeBucket(t, "faults")
 	r, blobs := repoWithPacks(t, 40)
 	rng := rand.New(rand.NewPCG(1, 2))
-	proxy := srv.StartProxy(t, func(req *http.Request) s3test.Fault {
+	faults := []faultproxy.Fault{faultproxy.Busy, faultproxy.Reset, faultproxy.Truncate, faultproxy.Slow}
+	proxy := srv.StartProxy(t, func(req *http.Request) faultproxy.Fault {
 		if !s3test.IsObjectRequest(req) {
-			return s3test.Pass
+			return faultproxy.Pass
 		}
-		if f := s3test.Fault(rng.IntN(10)); f <= s3test.Slow {
-			return f
+		if i := rng.IntN(10); i < len(faults) {
+			return faults[i]
 		}
-		return s3test.Pass
+		return faultproxy.Pass
 	})
 	be, err := s3.New(s3.Config{Endpoint: proxy.Endpoint, Bucket: "faults", Prefix: "repo", Region: "us-east-1",
 		Lookup: s3.LookupPath, Credentials: srv.Credentials})
@@ -115,7 +117,7 @@ func TestPushThroughFaults(t *testing.T) {
 		})
 	}
 	injected := proxy.Injected()
-	for _, f := range []s3test.Fault{s3test.Busy, s3test.Reset, s3test.Truncate, s3test.Slow} {
+	for _, f := range faults {
 		if injected[f] == 0 {
 			t.Errorf("no %s fault was injected (%v): the test proved less than it claims", f, injected)
 		}

@@ -20,6 +20,10 @@ var (
 	ErrAccessDenied = errors.New("access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy")
 	ErrClockSkew    = errors.New("the server refused the request signature because this machine's clock differs from the server's by more than 15 minutes: fix the clock (NTP)")
 	ErrCertificate  = errors.New("the server's TLS certificate is not trusted: give its CA with ?ca=FILE in the URL")
+	// ErrExpiredToken is temporary credentials past their end. Nothing
+	// renews them from here (the static AWS_* variables were read at
+	// start), so retrying would only repeat the refusal.
+	ErrExpiredToken = errors.New("the credentials have expired: renew AWS_SESSION_TOKEN with its AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and run again")
 )
 
 // codes maps S3 error codes to our sentinels. The messages S3 sends with
@@ -31,7 +35,7 @@ var codes = map[string]error{
 	"InvalidAccessKeyId":    ErrAccessDenied,
 	"SignatureDoesNotMatch": ErrAccessDenied,
 	"InvalidToken":          ErrAccessDenied,
-	"ExpiredToken":          ErrAccessDenied,
+	"ExpiredToken":          ErrExpiredToken,
 	"RequestTimeTooSkewed":  ErrClockSkew,
 }
 
@@ -52,11 +56,14 @@ func (b *Backend) fail(ctx context.Context, op, name string, err error) error {
 	}
 	resp := minio.ToErrorResponse(err)
 	if sentinel, ok := codes[resp.Code]; ok {
-		e := fmt.Errorf("%s: %w (%s)", where, sentinel, resp.Code)
 		if sentinel == remote.ErrNotExist {
-			return e
+			return fmt.Errorf("%s: %w (%s)", where, sentinel, resp.Code)
 		}
-		return remote.Permanent(e)
+		if name != "" {
+			// The user must act on the remote itself: say which.
+			where += " at " + b.cfg.String()
+		}
+		return remote.Permanent(fmt.Errorf("%s: %w (%s)", where, sentinel, resp.Code))
 	}
 	switch s := resp.StatusCode; {
 	case s == http.StatusNotFound:

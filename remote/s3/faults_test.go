@@ -61,6 +61,7 @@ func TestFaults(t *testing.T) {
 		{"clock skew", s3Error(http.StatusForbidden, "RequestTimeTooSkewed"), ErrClockSkew, true},
 		{"bad signature", s3Error(http.StatusForbidden, "SignatureDoesNotMatch"), ErrAccessDenied, true},
 		{"access denied", s3Error(http.StatusForbidden, "AccessDenied"), ErrAccessDenied, true},
+		{"expired token", s3Error(http.StatusBadRequest, "ExpiredToken"), ErrExpiredToken, true},
 		{"bucket missing", s3Error(http.StatusNotFound, "NoSuchBucket"), ErrNoBucket, true},
 		{"400 other", s3Error(http.StatusBadRequest, "InvalidArgument"), nil, true},
 	}

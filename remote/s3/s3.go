@@ -179,14 +179,21 @@ func (b *Backend) Load(ctx context.Context, name string, offset, length int64) (
 		if err := opts.SetRange(offset, end); err != nil {
 			return nil, remote.Permanent(fmt.Errorf("s3: load %s: %w", name, err))
 		}
+	} else {
+		// SetRange cannot say "from 0 to the end".
+		opts.Set("Range", remote.WholeRange)
 	}
 	core := minio.Core{Client: b.client}
-	rc, _, _, err := core.GetObject(ctx, b.cfg.Bucket, b.key(name), opts)
+	rc, _, h, err := core.GetObject(ctx, b.cfg.Bucket, b.key(name), opts)
 	if err != nil {
 		if minio.ToErrorResponse(err).Code == "InvalidRange" {
 			return remote.EmptyAtEnd(ctx, b, name, offset)
 		}
 		return nil, b.fail(ctx, "load", name, err)
+	}
+	rc, err = remote.CheckContentRange(rc, h.Get("Content-Range"))
+	if err != nil {
+		return nil, fmt.Errorf("s3: load %s: %w", name, err)
 	}
 	return rc, nil
 }

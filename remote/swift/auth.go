@@ -152,6 +152,9 @@ func (c Config) connection() *swift.Connection {
 	}
 }
 
+// fixedToken reports whether a holds a token and no way to get another.
+func (a Auth) fixedToken() bool { return a.URL == "" && a.Token != "" }
+
 // hasCredentials reports whether a says how to log in, or holds a token.
 func (a Auth) hasCredentials() bool {
 	return a.URL != "" || (a.StorageURL != "" && a.Token != "")

@@ -50,6 +50,11 @@ func New(cfg Config) (*Backend, error) {
 	// One repeat, so that a 401 can renew the token and send the request
 	// again (a body is rewound: Save hands over io.Seekers).
 	conn.Retries = 1
+	if cfg.Auth.fixedToken() {
+		// Nothing to log in again with: a 401 is final, and fail says
+		// why, where ncw/swift would try to log in at no URL.
+		conn.Retries = -1
+	}
 	// Time to the response headers; a busy cluster can take seconds to
 	// answer a large PUT once its body is sent.
 	conn.ConnectTimeout = 30 * time.Second
@@ -70,7 +75,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.conn.Authenticate(ctx); err != nil {
+	if err := b.login(ctx); err != nil {
 		switch status(err) {
 		case http.StatusNotFound:
 			return nil, remote.Permanent(fmt.Errorf("swift: log in at %s: no such authentication URL (404)", cfg.Auth.URL))
@@ -89,6 +94,15 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		b.maxObject = b.clusterMaxObject(ctx)
 	}
 	return b, nil
+}
+
+// login gets a token, unless the Auth holds one made elsewhere: the look
+// at the container then checks it.
+func (b *Backend) login(ctx context.Context) error {
+	if b.cfg.Auth.fixedToken() {
+		return nil
+	}
+	return b.conn.Authenticate(ctx)
 }
 
 // ensureContainer creates container unless it exists. A PUT of an
@@ -191,21 +205,24 @@ func (b *Backend) Load(ctx context.Context, name string, offset, length int64) (
 	if offset < 0 {
 		return nil, remote.Permanent(fmt.Errorf("swift: load %s: negative offset %d", name, offset))
 	}
-	var h swift.Headers
-	switch {
-	case length > 0:
-		h = swift.Headers{"Range": fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)}
-	case offset > 0:
-		h = swift.Headers{"Range": fmt.Sprintf("bytes=%d-", offset)}
+	// A range even for the whole object: the Content-Range of the answer
+	// tells a body cut short from a whole one.
+	h := swift.Headers{"Range": fmt.Sprintf("bytes=%d-", offset)}
+	if length > 0 {
+		h["Range"] = fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
 	}
-	f, _, err := b.conn.ObjectOpen(ctx, b.cfg.Container, b.key(name), false, h)
+	f, rh, err := b.conn.ObjectOpen(ctx, b.cfg.Container, b.key(name), false, h)
 	if status(err) == http.StatusRequestedRangeNotSatisfiable {
 		return remote.EmptyAtEnd(ctx, b, name, offset)
 	}
 	if err != nil {
 		return nil, b.fail(ctx, "load", name, err)
 	}
-	return f, nil
+	rc, err := remote.CheckContentRange(f, rh["Content-Range"])
+	if err != nil {
+		return nil, fmt.Errorf("swift: load %s: %w", name, err)
+	}
+	return rc, nil
 }
 
 // Stat is a HEAD request; a static large object reports its whole size.

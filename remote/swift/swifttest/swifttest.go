@@ -55,8 +55,9 @@ type Options struct {
 
 // Server is a running Swift.
 type Server struct {
-	Endpoint string    // 127.0.0.1:port of the proxy: native API, and s3api without Keystone
-	Keystone *Keystone // with Options.Keystone
+	Endpoint  string    // 127.0.0.1:port of the proxy: native API, and s3api without Keystone
+	Keystone  *Keystone // with Options.Keystone
+	memcached string    // host:port of the memcached holding tempauth's tokens
 	daemons
 }
 
@@ -140,7 +141,8 @@ func start1(t testing.TB, o Options, k *Keystone) (*Server, error) {
 		return nil, err
 	}
 	dir := t.TempDir()
-	s := &Server{Endpoint: fmt.Sprintf("127.0.0.1:%d", ports[0]), daemons: daemons{Dir: dir}}
+	s := &Server{Endpoint: fmt.Sprintf("127.0.0.1:%d", ports[0]), daemons: daemons{Dir: dir},
+		memcached: fmt.Sprintf("127.0.0.1:%d", ports[4])}
 	set := settings{Dir: dir, User: u.Username, MemcachedPort: ports[4], MaxFileSize: o.MaxFileSize}
 	if k != nil {
 		set.Authtoken = &authtoken{URL: k.URL, Project: serviceProject, User: serviceUser, Password: servicePassword,
