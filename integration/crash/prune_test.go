@@ -1,0 +1,94 @@
+package crash
+
+import (
+	"encoding/json"
+	"path/filepath"
+
+	"github.com/hindsight-backup/hindsight/chunkstore"
+	"github.com/hindsight-backup/hindsight/integration/hsrun"
+)
+
+// pruneStepDelay makes prune pause at each of its steps
+// (cmd/hindsight/prune.go), so that the kills spread over all of them.
+const pruneStepDelay = "HINDSIGHT_TEST_PRUNE_STEP_DELAY=20ms"
+
+// pruneJSON is the part of "prune --json" the harness judges.
+type pruneJSON struct {
+	UnusedPacks int `json:"unused_packs"`
+	Orphans     int `json:"orphan_packs"`
+	RepackPacks int `json:"repacked_packs"`
+	Waiting     int `json:"waiting_packs"`
+}
+
+func parsePrune(h *harness, r hsrun.Result) pruneJSON {
+	h.t.Helper()
+	var p pruneJSON
+	if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
+		h.t.Fatalf("prune --json printed no summary (%v): %s", err, r)
+	}
+	return p
+}
+
+// crashPrune kills prunes that have garbage to delete and packs to
+// repack, made by backups of a changing tree and forget. The packs the
+// killed run wrote and indexed (its repacks) must survive the rerun: a
+// rerun that deleted them would have to copy their blobs again.
+func crashPrune(h *harness) {
+	t := h.t
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	initRepo(t, repo)
+	h.hs = hsrun.New(t, hsBin, "HINDSIGHT_PASSWORD="+chunkstore.TestPassword, "HINDSIGHT_REPOSITORY="+repo, pruneStepDelay)
+	tr := newTree(t, filepath.Join(dir, "src"), h.rng)
+	backup := func() {
+		copy := h.keep(tr)
+		h.expected[parseBackup(t, h.hs.Must(t, "backup", "--json", tr.dir)).Snapshot] = copy
+		tr.mutate(t)
+	}
+	for range 4 {
+		backup()
+	}
+	args := []string{"prune", "--verbose", "--json", "--max-unused", "0"}
+	backup()
+	h.forget()
+	span := h.hs.Must(t, args...).Took
+	for h.more() {
+		backup()
+		h.forget()
+		before := packs(t, repo)
+		p := h.hs.Start(t, args...)
+		if !h.kill(p, "msg=prune step=", span, nil) {
+			h.ended(p)
+			continue
+		}
+		killed := packs(t, repo)
+		unindexed := h.check("--read-data")
+		h.restore(h.snapshots())
+
+		r := h.hs.Must(t, args...)
+		span = r.Took
+		if w := parsePrune(h, r).Waiting; w != 0 {
+			t.Fatalf("the rerun of a killed prune waits for %d packs, with nothing else running: %s", w, r)
+		}
+		final := packs(t, repo)
+		var made, lost int64
+		for name, size := range killed {
+			if _, old := before[name]; old || unindexed[name] {
+				continue
+			}
+			made += size
+			if _, ok := final[name]; !ok {
+				lost += size
+				t.Errorf("kill %d: the rerun deleted pack %s, which the killed run had written and indexed", h.st.kills, name)
+			}
+		}
+		h.st.durable += made
+		h.st.again += lost
+	}
+	p := parsePrune(h, h.hs.Must(t, "prune", "--dry-run", "--json", "--max-unused", "0"))
+	if p.UnusedPacks+p.Orphans+p.RepackPacks+p.Waiting != 0 {
+		t.Errorf("after the last rerun, a dry run still finds work: %+v", p)
+	}
+	h.check("--read-data")
+	h.restore(h.snapshots())
+}
