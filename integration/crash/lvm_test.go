@@ -30,10 +30,11 @@ func crashLVM(h *harness) {
 		args: e.HSArgs("lvm", "backup", "--json", "vg0/web"),
 		onKill: func(p *hsrun.Proc) func() {
 			children := childrenOf(p.Cmd.Process.Pid)
-			all := h.rng.IntN(2) == 0
-			if all {
-				for pid, cmdline := range children {
-					if strings.Contains(cmdline, "--after-exit") {
+			all, watchdog := h.rng.IntN(2) == 0, false
+			for pid, cmdline := range children {
+				if strings.Contains(cmdline, "--after-exit") {
+					watchdog = true
+					if all {
 						syscall.Kill(pid, syscall.SIGKILL)
 						watchdogs++
 					}
@@ -47,6 +48,10 @@ func crashLVM(h *harness) {
 				}
 				if left := e.Leftovers(); len(left) > 0 {
 					cleaned++
+					// Its watchdog removes what a killed backup leaves.
+					if watchdog && !all {
+						t.Errorf("kill %d: the watchdog left %v (children at the kill: %v)", h.st.kills, left, children)
+					}
 				}
 				e.MustHS("lvm", "cleanup")
 				if left := e.Leftovers(); len(left) != 0 {
@@ -59,9 +64,14 @@ func crashLVM(h *harness) {
 }
 
 // childrenOf returns the command lines of pid's child processes; none
-// once pid has ended.
+// once pid has ended. Any of its threads may have started them.
 func childrenOf(pid int) map[int]string {
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(pid) + "/children")
+	var b []byte
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	for _, task := range tasks {
+		c, _ := os.ReadFile(task)
+		b = append(append(b, ' '), c...)
+	}
 	out := map[int]string{}
 	for _, f := range strings.Fields(string(b)) {
 		child, _ := strconv.Atoi(f)
