@@ -36,9 +36,8 @@ func crashBackup(h *harness) {
 func (h *harness) backups(tr *tree, repo string, c backupCommand) {
 	t := h.t
 	first := h.keep(tr)
-	r := h.hs.Must(t, c.args...)
+	r, span := h.complete(c.ready, c.args...)
 	h.expected[parseBackup(t, r).Snapshot] = first
-	span := r.Took
 	for h.more() {
 		change := tr.mutate(t)
 		h.forget()
@@ -63,8 +62,8 @@ func (h *harness) backups(tr *tree, repo string, c backupCommand) {
 		h.restore(ids)
 		durable := indexedNew(before, packs(t, repo), unindexed)
 
-		r := h.hs.Must(t, c.args...)
-		span = r.Took
+		var r hsrun.Result
+		r, span = h.complete(c.ready, c.args...)
 		b := parseBackup(t, r)
 		h.claim(copy, []string{b.Snapshot})
 		// The rerun stores the change, less what the killed run left

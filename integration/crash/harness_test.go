@@ -68,20 +68,29 @@ func (h *harness) more() bool {
 	return true
 }
 
-// kill waits for ready on p's stderr ("": none), then a random part of
-// span, and kills p with SIGKILL unless it ended first; onKill, if not
-// nil, runs just before. It reports whether the kill ended p.
-func (h *harness) kill(p *hsrun.Proc, ready string, span time.Duration, onKill func()) bool {
-	h.t.Helper()
+// ready waits for ready ("": none) on p's stderr and reports when it
+// showed, after p's start; false if p ended first.
+func ready(p *hsrun.Proc, ready string, start time.Time) (time.Duration, bool) {
 	for ready != "" {
 		if _, stderr := p.Output(); strings.Contains(stderr, ready) {
 			break
 		}
 		select {
 		case <-p.Done():
-			return false
+			return 0, false
 		case <-time.After(2 * time.Millisecond):
 		}
+	}
+	return time.Since(start), true
+}
+
+// kill waits for ready on p's stderr ("": none), then a random part of
+// span, and kills p with SIGKILL unless it ended first; onKill, if not
+// nil, runs just before. It reports whether the kill ended p.
+func (h *harness) kill(p *hsrun.Proc, readyOn string, span time.Duration, onKill func()) bool {
+	h.t.Helper()
+	if _, ok := ready(p, readyOn, time.Now()); !ok {
+		return false
 	}
 	select {
 	case <-p.Done():
@@ -96,6 +105,20 @@ func (h *harness) kill(p *hsrun.Proc, ready string, span time.Duration, onKill f
 	}
 	h.st.kills++
 	return true
+}
+
+// complete runs args to a successful end and returns its result and the
+// time it spent after ready showed: the span to draw the next kill from.
+func (h *harness) complete(readyOn string, args ...string) (hsrun.Result, time.Duration) {
+	h.t.Helper()
+	start := time.Now()
+	p := h.hs.Start(h.t, args...)
+	at, _ := ready(p, readyOn, start)
+	r := p.Wait(h.t)
+	if r.Code != 0 {
+		h.t.Fatalf("want exit 0: %s", r)
+	}
+	return r, r.Took - at
 }
 
 // ended checks a run that ended before its kill.

@@ -3,6 +3,7 @@ package crash
 import (
 	"encoding/json"
 	"path/filepath"
+	"strings"
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/integration/hsrun"
@@ -49,24 +50,28 @@ func crashPrune(h *harness) {
 		backup()
 	}
 	args := []string{"prune", "--verbose", "--json", "--max-unused", "0"}
+	const ready = "msg=prune step="
 	backup()
 	h.forget()
-	span := h.hs.Must(t, args...).Took
+	_, span := h.complete(ready, args...)
+	steps := map[string]int{} // kills per step of prune's
 	for h.more() {
 		backup()
 		h.forget()
 		before := packs(t, repo)
 		p := h.hs.Start(t, args...)
-		if !h.kill(p, "msg=prune step=", span, nil) {
+		if !h.kill(p, ready, span, nil) {
 			h.ended(p)
 			continue
 		}
+		_, stderr := p.Output()
+		steps[lastStep(stderr)]++
 		killed := packs(t, repo)
 		unindexed := h.check("--read-data")
 		h.restore(h.snapshots())
 
-		r := h.hs.Must(t, args...)
-		span = r.Took
+		r, took := h.complete(ready, args...)
+		span = took
 		if w := parsePrune(h, r).Waiting; w != 0 {
 			t.Fatalf("the rerun of a killed prune waits for %d packs, with nothing else running: %s", w, r)
 		}
@@ -85,10 +90,25 @@ func crashPrune(h *harness) {
 		h.st.durable += made
 		h.st.again += lost
 	}
+	t.Logf("kills per step: %v", steps)
+	if h.quota >= 20 && len(steps) < 6 {
+		t.Errorf("the kills landed in only %d of prune's steps: %v", len(steps), steps)
+	}
 	p := parsePrune(h, h.hs.Must(t, "prune", "--dry-run", "--json", "--max-unused", "0"))
 	if p.UnusedPacks+p.Orphans+p.RepackPacks+p.Waiting != 0 {
 		t.Errorf("after the last rerun, a dry run still finds work: %+v", p)
 	}
 	h.check("--read-data")
 	h.restore(h.snapshots())
+}
+
+// lastStep is the step a prune run with --verbose logged last ("open"
+// before the first).
+func lastStep(stderr string) string {
+	i := strings.LastIndex(stderr, "msg=prune step=")
+	if i < 0 {
+		return "open"
+	}
+	step, _, _ := strings.Cut(stderr[i+len("msg=prune step="):], "\n")
+	return step
 }

@@ -34,9 +34,12 @@ func crashPush(h *harness) {
 		h.expected[parseBackup(t, h.hs.Must(t, "backup", "--json", tr.dir)).Snapshot] = copy
 		tr.mutate(t)
 	}
-	args := []string{"push", "offsite", "--json", "--jobs", "2", "--limit-upload", "3M"}
+	// Kills are drawn from the upload phases; before them push only
+	// compares listings.
+	args := []string{"push", "offsite", "--verbose", "--json", "--jobs", "2", "--limit-upload", "3M"}
+	const ready = "phase=packs"
 	backup()
-	span := h.hs.Must(t, args...).Took
+	_, span := h.complete(ready, args...)
 	verified := map[string]bool{}
 	restoreNew := func() {
 		var ids []string
@@ -52,7 +55,7 @@ func crashPush(h *harness) {
 		backup()
 		before := proxy.Received()
 		p := h.hs.Start(t, args...)
-		if !h.kill(p, "", span, nil) {
+		if !h.kill(p, ready, span, nil) {
 			h.ended(p)
 			continue
 		}
@@ -62,8 +65,8 @@ func crashPush(h *harness) {
 		restoreNew()
 		atKill := proxy.Received()
 
-		r := h.hs.Must(t, args...)
-		span = r.Took
+		r, took := h.complete(ready, args...)
+		span = took
 		var sum struct {
 			BytesSent int64 `json:"bytes_sent"`
 		}
