@@ -20,7 +20,7 @@ func TestCrash(t *testing.T) {
 			t.Fatalf("HINDSIGHT_TEST_SEED: %v", err)
 		}
 	}
-	t.Logf("seed %d; replay: HINDSIGHT_TEST_SEED=%d go test -count=1 -v -run 'TestCrash/<command>' ./integration/crash", seed, seed)
+	t.Logf("seed %d; replay: HINDSIGHT_TEST_SEED=%d go test -count=1 -v -run 'TestCrash/^<command>$' ./integration/crash", seed, seed)
 	quota := 26
 	if testing.Short() {
 		quota = 3

@@ -68,9 +68,9 @@ func (h *harness) more() bool {
 	return true
 }
 
-// ready waits for ready ("": none) on p's stderr and reports when it
+// waitReady waits for ready ("": none) on p's stderr and reports when it
 // showed, after p's start; false if p ended first.
-func ready(p *hsrun.Proc, ready string, start time.Time) (time.Duration, bool) {
+func waitReady(p *hsrun.Proc, ready string, start time.Time) (time.Duration, bool) {
 	for ready != "" {
 		if _, stderr := p.Output(); strings.Contains(stderr, ready) {
 			break
@@ -89,7 +89,7 @@ func ready(p *hsrun.Proc, ready string, start time.Time) (time.Duration, bool) {
 // nil, runs just before. It reports whether the kill ended p.
 func (h *harness) kill(p *hsrun.Proc, readyOn string, span time.Duration, onKill func()) bool {
 	h.t.Helper()
-	if _, ok := ready(p, readyOn, time.Now()); !ok {
+	if _, ok := waitReady(p, readyOn, time.Now()); !ok {
 		return false
 	}
 	select {
@@ -113,7 +113,7 @@ func (h *harness) complete(readyOn string, args ...string) (hsrun.Result, time.D
 	h.t.Helper()
 	start := time.Now()
 	p := h.hs.Start(h.t, args...)
-	at, _ := ready(p, readyOn, start)
+	at, _ := waitReady(p, readyOn, start)
 	r := p.Wait(h.t)
 	if r.Code != 0 {
 		h.t.Fatalf("want exit 0: %s", r)
@@ -261,14 +261,22 @@ func (h *harness) restore(ids []string, args ...string) {
 	}
 }
 
-// forget keeps the newest three snapshots, so that restoring them all
+// forget keeps the newest two snapshots, so that restoring them all
 // after each kill stays cheap, and drops the copies no snapshot needs.
 func (h *harness) forget() {
 	h.t.Helper()
-	h.hs.Must(h.t, "forget", "--keep-last", "3")
+	r := h.hs.Must(h.t, "forget", "--keep-last", "2", "--json")
 	listed := map[string]bool{}
-	for _, id := range h.snapshots() {
-		listed[id] = true
+	dec := json.NewDecoder(strings.NewReader(r.Stdout))
+	for dec.More() {
+		var s struct {
+			ID   string `json:"id"`
+			Keep bool   `json:"keep"`
+		}
+		if err := dec.Decode(&s); err != nil {
+			h.t.Fatalf("forget --json: %v\n%s", err, r)
+		}
+		listed[s.ID] = s.Keep
 	}
 	used := map[string]bool{}
 	for id, dir := range h.expected {

@@ -50,17 +50,17 @@ func crashPrune(h *harness) {
 		backup()
 	}
 	args := []string{"prune", "--verbose", "--json", "--max-unused", "0"}
-	const ready = "msg=prune step="
+	const stepLogged = "msg=prune step="
 	backup()
 	h.forget()
-	_, span := h.complete(ready, args...)
+	_, span := h.complete(stepLogged, args...)
 	steps := map[string]int{} // kills per step of prune's
 	for h.more() {
 		backup()
 		h.forget()
 		before := packs(t, repo)
 		p := h.hs.Start(t, args...)
-		if !h.kill(p, ready, span, nil) {
+		if !h.kill(p, stepLogged, span, nil) {
 			h.ended(p)
 			continue
 		}
@@ -70,7 +70,7 @@ func crashPrune(h *harness) {
 		unindexed := h.check("--read-data")
 		h.restore(h.snapshots())
 
-		r, took := h.complete(ready, args...)
+		r, took := h.complete(stepLogged, args...)
 		span = took
 		if w := parsePrune(h, r).Waiting; w != 0 {
 			t.Fatalf("the rerun of a killed prune waits for %d packs, with nothing else running: %s", w, r)

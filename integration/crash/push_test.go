@@ -37,9 +37,9 @@ func crashPush(h *harness) {
 	// Kills are drawn from the upload phases; before them push only
 	// compares listings.
 	args := []string{"push", "offsite", "--verbose", "--json", "--jobs", "2", "--limit-upload", "3M"}
-	const ready = "phase=packs"
+	const uploading = "phase=packs"
 	backup()
-	_, span := h.complete(ready, args...)
+	_, span := h.complete(uploading, args...)
 	verified := map[string]bool{}
 	restoreNew := func() {
 		var ids []string
@@ -55,7 +55,7 @@ func crashPush(h *harness) {
 		backup()
 		before := proxy.Received()
 		p := h.hs.Start(t, args...)
-		if !h.kill(p, ready, span, nil) {
+		if !h.kill(p, uploading, span, nil) {
 			h.ended(p)
 			continue
 		}
@@ -65,7 +65,7 @@ func crashPush(h *harness) {
 		restoreNew()
 		atKill := proxy.Received()
 
-		r, took := h.complete(ready, args...)
+		r, took := h.complete(uploading, args...)
 		span = took
 		var sum struct {
 			BytesSent int64 `json:"bytes_sent"`

@@ -2,12 +2,10 @@ package lvm
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/hindsight-backup/hindsight/integration/hsrun"
 	"github.com/hindsight-backup/hindsight/integration/lvm/lvmenv"
 )
 
@@ -18,22 +16,7 @@ var (
 	hsBin  string
 )
 
-func TestMain(m *testing.M) { os.Exit(testMain(m)) }
-
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hindsight-lvm-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binDir = dir
-	if err := lvmenv.Build(binDir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return hsrun.Main(m, &hsBin)
-}
+func TestMain(m *testing.M) { os.Exit(lvmenv.Main(m, &binDir, &hsBin)) }
 
 // env is one test's world: a fake volume group, a repository, a state dir.
 type env = lvmenv.Env

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hindsight-backup/hindsight/integration/hsrun"
 	"github.com/hindsight-backup/hindsight/integration/testtree"
 )
 
@@ -41,6 +42,24 @@ func Build(dir string) error {
 		}
 	}
 	return nil
+}
+
+// Main builds fakelvm into a temporary directory, stores its path in
+// *binDir, builds hindsight into *hsBin with hsrun.Main and runs the
+// tests; TestMain's whole body.
+func Main(m *testing.M, binDir, hsBin *string) int {
+	dir, err := os.MkdirTemp("", "hindsight-fakelvm-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*binDir = dir
+	return hsrun.Main(m, hsBin)
 }
 
 // Env is one test's world: a fake volume group, a repository, a state
