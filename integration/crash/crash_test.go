@@ -38,6 +38,10 @@ func TestCrash(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			c.run(newHarness(t, rand.New(rand.NewPCG(seed, uint64(i))), quota, st))
 			t.Logf("%s", st)
+			// Else the reruns' bounds judged nothing.
+			if !testing.Short() && st.durable == 0 {
+				t.Errorf("none of %d killed runs had made anything durable", st.kills)
+			}
 		})
 		kills += st.kills
 	}
