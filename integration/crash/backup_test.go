@@ -7,10 +7,10 @@ import (
 	"github.com/hindsight-backup/hindsight/integration/hsrun"
 )
 
-// treeSlack bounds what a rerun of a killed backup stores beyond the
-// change less what the killed run left indexed: the round's directory
-// trees and the packs' own overhead. A rerun that stored the killed run's
-// work again would exceed it by the size of that work.
+// treeSlack bounds what a killed backup and its rerun store beyond the
+// content of the change: the directory trees and the packs' own overhead.
+// A rerun that stored the killed run's work again would exceed it by the
+// size of that work.
 const treeSlack = 256 << 10
 
 // backupCommand is a command that backs a tree up, and what to do right
@@ -41,7 +41,7 @@ func (h *harness) backups(tr *tree, repo string, c backupCommand) {
 	for h.more() {
 		change := tr.mutate(t)
 		h.forget()
-		copy := h.keep(tr)
+		saw := h.keep(tr)
 		before := packs(t, repo)
 		p := h.hs.Start(t, c.args...)
 		var after func()
@@ -50,14 +50,14 @@ func (h *harness) backups(tr *tree, repo string, c backupCommand) {
 			onKill = func() { after = c.onKill(p) }
 		}
 		if !h.kill(p, c.ready, span, onKill) {
-			h.claim(copy, []string{parseBackup(t, h.ended(p)).Snapshot})
+			h.claim(saw, []string{parseBackup(t, h.ended(p)).Snapshot})
 			continue
 		}
 		if after != nil {
 			after()
 		}
 		ids := h.snapshots()
-		h.claim(copy, ids)
+		h.claim(saw, ids)
 		unindexed := h.check("--read-data")
 		h.restore(ids)
 		durable := indexedNew(before, packs(t, repo), unindexed)
@@ -65,9 +65,10 @@ func (h *harness) backups(tr *tree, repo string, c backupCommand) {
 		var r hsrun.Result
 		r, span = h.complete(c.ready, c.args...)
 		b := parseBackup(t, r)
-		h.claim(copy, []string{b.Snapshot})
-		// The rerun stores the change, less what the killed run left
-		// indexed, and directory trees.
+		h.claim(saw, []string{b.Snapshot})
+		// new_bytes counts file content only: the rerun's plus what the
+		// killed run left indexed make the change, and the directory
+		// trees and pack overhead in those packs; more is work done twice.
 		again := b.NewBytes + durable - change
 		h.st.durable += durable
 		h.st.again += max(again, 0)

@@ -42,8 +42,8 @@ func crashPrune(h *harness) {
 	h.hs = hsrun.New(t, hsBin, "HINDSIGHT_PASSWORD="+chunkstore.TestPassword, "HINDSIGHT_REPOSITORY="+repo, pruneStepDelay)
 	tr := newTree(t, filepath.Join(dir, "src"), h.rng)
 	backup := func() {
-		copy := h.keep(tr)
-		h.expected[parseBackup(t, h.hs.Must(t, "backup", "--json", tr.dir)).Snapshot] = copy
+		saw := h.keep(tr)
+		h.expected[parseBackup(t, h.hs.Must(t, "backup", "--json", tr.dir)).Snapshot] = saw
 		tr.mutate(t)
 	}
 	for range 4 {

@@ -30,8 +30,8 @@ func crashPush(h *harness) {
 	replica := []string{"--repo", srv.URL("crash", "repo")} // reads bypass the proxy's counts
 	tr := newTree(t, filepath.Join(dir, "src"), h.rng)
 	backup := func() {
-		copy := h.keep(tr)
-		h.expected[parseBackup(t, h.hs.Must(t, "backup", "--json", tr.dir)).Snapshot] = copy
+		saw := h.keep(tr)
+		h.expected[parseBackup(t, h.hs.Must(t, "backup", "--json", tr.dir)).Snapshot] = saw
 		tr.mutate(t)
 	}
 	// Kills are drawn from the upload phases; before them push only
