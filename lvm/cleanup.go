@@ -84,7 +84,10 @@ func (m *Manager) removeLeftover(ctx context.Context, lv *LV) (bool, error) {
 			return false, err
 		}
 	}
-	return true, s.Remove(ctx)
+	if err := s.Remove(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // gone says lv no longer exists. It lists the volume group rather than

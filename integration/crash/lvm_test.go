@@ -2,6 +2,7 @@ package crash
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -53,7 +54,12 @@ func crashLVM(h *harness) {
 						t.Errorf("kill %d: the watchdog left %v (children at the kill: %v)", h.st.kills, left, children)
 					}
 				}
-				e.MustHS("lvm", "cleanup")
+				if r := e.HS("lvm", "cleanup"); r.Code != 0 {
+					loops, _ := exec.Command("losetup", "-a").CombinedOutput()
+					state, _ := os.ReadFile(filepath.Join(e.FakeDir, "state.json"))
+					t.Fatalf("kill %d (watchdog killed: %v, children at the kill: %v): %s\nloop devices:\n%s\nfakelvm state:\n%s",
+						h.st.kills, all, children, r, loops, state)
+				}
 				if left := e.Leftovers(); len(left) != 0 {
 					t.Errorf("kill %d: left behind after lvm cleanup: %v", h.st.kills, left)
 				}
