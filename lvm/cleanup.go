@@ -36,6 +36,9 @@ func (m *Manager) Leftovers(ctx context.Context, vg string, hooks bool) ([]LV, e
 // Cleanup unmounts and removes the leftovers and returns what it removed.
 // It goes on past a failure, so one stuck snapshot keeps no other.
 func (m *Manager) Cleanup(ctx context.Context, vg string, hooks bool) ([]string, error) {
+	if err := m.waitCommands(ctx); err != nil {
+		return nil, err
+	}
 	lvs, err := m.Leftovers(ctx, vg, hooks)
 	if err != nil {
 		return nil, err
@@ -72,18 +75,6 @@ func (m *Manager) removeLeftover(ctx context.Context, lv *LV) (bool, error) {
 		s.unlock()
 		return false, err
 	}
-	dirs, err := m.mountsOf(lv.Path)
-	if err != nil {
-		s.unlock()
-		return false, volErr(lv.FullName(), "find mounts", err)
-	}
-	// Innermost first, should anything be mounted below the snapshot.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := m.Unmount(ctx, dirs[i]); err != nil {
-			s.unlock()
-			return false, err
-		}
-	}
 	if err := s.Remove(ctx); err != nil {
 		return false, err
 	}
@@ -103,6 +94,21 @@ func (m *Manager) gone(ctx context.Context, lv *LV) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// unmountAll unmounts every mount of the device dev of volume name,
+// innermost first, should anything be mounted below it.
+func (m *Manager) unmountAll(ctx context.Context, name, dev string) error {
+	dirs, err := m.mountsOf(dev)
+	if err != nil {
+		return volErr(name, "find mounts", err)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := m.Unmount(ctx, dirs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // mountsOf returns where the device dev is mounted, in mount order. It

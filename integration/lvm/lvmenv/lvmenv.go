@@ -153,8 +153,10 @@ func (e *Env) Run(name string, args ...string) Result {
 	cmd := e.Command(ctx, name, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	// A daemon (hindsight mount --daemon) keeps the output pipes open.
-	cmd.WaitDelay = 2 * time.Second
+	// A daemon (hindsight mount --daemon) keeps the output pipes open,
+	// and so does a killed backup's watchdog until it has cleaned up,
+	// which waits for the lvm2 command the backup left running.
+	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Run()
 	if errors.Is(err, exec.ErrWaitDelay) {
 		err = nil
