@@ -403,6 +403,7 @@ func parallel[T any](ctx context.Context, jobs int, items []T, fn func(context.C
 
 func (p *pusher) setPhase(ph PushPhase) {
 	p.phase.Store(int32(ph))
+	p.o.Logger.Debug("push", "phase", ph.String())
 	p.emit()
 }
 

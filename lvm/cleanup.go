@@ -36,6 +36,9 @@ func (m *Manager) Leftovers(ctx context.Context, vg string, hooks bool) ([]LV, e
 // Cleanup unmounts and removes the leftovers and returns what it removed.
 // It goes on past a failure, so one stuck snapshot keeps no other.
 func (m *Manager) Cleanup(ctx context.Context, vg string, hooks bool) ([]string, error) {
+	if err := m.waitCommands(ctx); err != nil {
+		return nil, err
+	}
 	lvs, err := m.Leftovers(ctx, vg, hooks)
 	if err != nil {
 		return nil, err
@@ -43,28 +46,69 @@ func (m *Manager) Cleanup(ctx context.Context, vg string, hooks bool) ([]string,
 	var removed []string
 	var errs []error
 	for _, lv := range lvs {
-		if err := m.removeLeftover(ctx, &lv); err != nil {
+		done, err := m.removeLeftover(ctx, &lv)
+		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		removed = append(removed, lv.FullName())
+		if done {
+			removed = append(removed, lv.FullName())
+		}
 	}
 	return removed, errors.Join(errs...)
 }
 
-func (m *Manager) removeLeftover(ctx context.Context, lv *LV) error {
-	dirs, err := m.mountsOf(lv.Path)
-	if err != nil {
-		return volErr(lv.FullName(), "find mounts", err)
+// removeLeftover unmounts and removes lv, and reports whether it did.
+// The dead backup's watchdog, "lvm cleanup" and the next backup may find
+// the same leftover at once: the snapshot's lock, taken for the removal,
+// lets one of them remove it, and the others leave it alone.
+func (m *Manager) removeLeftover(ctx context.Context, lv *LV) (bool, error) {
+	lock, err := m.takeLock(lv.Name)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
 	}
-	// Innermost first, should anything be mounted below the snapshot.
+	if err != nil {
+		return false, volErr(lv.FullName(), "lock", err)
+	}
+	s := &Snapshot{LV: *lv, Origin: &LV{VG: lv.VG, Name: lv.Origin}, m: m, lock: lock}
+	// Listed before the lock was taken: another may have removed it since.
+	if gone, err := m.gone(ctx, lv); gone || err != nil {
+		s.unlock()
+		return false, err
+	}
+	if err := s.Remove(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// gone says lv no longer exists. It lists the volume group rather than
+// asking for lv, which lvs answers with an error when it is missing.
+func (m *Manager) gone(ctx context.Context, lv *LV) (bool, error) {
+	lvs, err := m.LVs(ctx, lv.VG)
+	if err != nil {
+		return false, volErr(lv.VG, "list volumes", err)
+	}
+	for _, l := range lvs {
+		if l.Name == lv.Name {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// unmountAll unmounts every mount of the device dev of volume name,
+// innermost first, should anything be mounted below it.
+func (m *Manager) unmountAll(ctx context.Context, name, dev string) error {
+	dirs, err := m.mountsOf(dev)
+	if err != nil {
+		return volErr(name, "find mounts", err)
+	}
 	for i := len(dirs) - 1; i >= 0; i-- {
 		if err := m.Unmount(ctx, dirs[i]); err != nil {
 			return err
 		}
 	}
-	s := &Snapshot{LV: *lv, Origin: &LV{VG: lv.VG, Name: lv.Origin}, m: m}
-	return s.Remove(ctx)
+	return nil
 }
 
 // mountsOf returns where the device dev is mounted, in mount order. It

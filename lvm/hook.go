@@ -53,7 +53,8 @@ func (m *Manager) RemoveHookSnapshot(ctx context.Context, id string) error {
 	}
 	for _, lv := range lvs {
 		if lv.Name == HookPrefix+id && lv.Snapshot() {
-			return m.removeLeftover(ctx, &lv)
+			_, err := m.removeLeftover(ctx, &lv)
+			return err
 		}
 	}
 	return volErr(HookPrefix+id, "remove snapshot", ErrNotFound)

@@ -20,6 +20,9 @@ type Manager struct {
 	StateDir string
 	// MountInfo is the kernel's mount table, read to unmount leftovers.
 	MountInfo string
+	// Proc is the process table, where cleanup looks for commands still
+	// working on snapshots.
+	Proc string
 }
 
 // DefaultStateDir is on tmpfs: after a reboot no snapshot is in use.
@@ -27,7 +30,7 @@ const DefaultStateDir = "/run/hindsight/lvm"
 
 // New returns a Manager that keeps its state under stateDir.
 func New(r Runner, stateDir string) *Manager {
-	return &Manager{run: r, StateDir: stateDir, MountInfo: "/proc/self/mountinfo"}
+	return &Manager{run: r, StateDir: stateDir, MountInfo: "/proc/self/mountinfo", Proc: "/proc"}
 }
 
 func (m *Manager) lockPath(snapName string) string {

@@ -141,6 +141,11 @@ func (s *Snapshot) Remove(ctx context.Context) error {
 		if try > 0 {
 			time.Sleep(removeRetryDelay)
 		}
+		// A mount may have come meanwhile: a killed backup's mount
+		// command runs on, and holds the device, after its cleanup began.
+		if err = s.m.unmountAll(ctx, s.FullName(), s.Path); err != nil {
+			continue
+		}
 		if _, err = s.m.run.Run(ctx, "lvremove", "-y", s.FullName()); err == nil {
 			s.unlock()
 			return nil

@@ -64,7 +64,9 @@ func TestInvalid(t *testing.T) {
 
 func newTestManager(t *testing.T, r Runner) *Manager {
 	t.Helper()
-	return New(r, t.TempDir())
+	m := New(r, t.TempDir())
+	m.Proc = t.TempDir() // no process runs lvm2 commands
+	return m
 }
 
 func TestCreateSnapshot(t *testing.T) {

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -97,92 +95,4 @@ func TestInterruptedBackup(t *testing.T) {
 	}
 	repo = openRepo(t, repoDir)
 	requireClean(t, repo)
-}
-
-// crashChildEnv makes TestCrashedBackup's child run the backup to be killed.
-const crashChildEnv = "HINDSIGHT_E2E_CRASH_CHILD"
-
-// TestCrashedBackup kills (SIGKILL) a process in the middle of a backup:
-// no cleanup runs, unlike cancellation. The durability order promises that
-// what remains is at most unreferenced packs: no snapshot, an index that
-// opens, and a next backup that succeeds, reuses the packs the index
-// recorded, and checks clean apart from packs the index never learnt of.
-func TestCrashedBackup(t *testing.T) {
-	if dir := os.Getenv(crashChildEnv); dir != "" {
-		crashChild(t, dir)
-		return
-	}
-	if testing.Short() {
-		t.Skip("writes and backs up 200 MB")
-	}
-	tmp := t.TempDir()
-	repoDir := filepath.Join(tmp, "repo")
-	repo := initRepo(t, repoDir, chunkstore.InitOptions{PackSize: 4 << 20})
-	repo.Close()
-	src := filepath.Join(tmp, "src")
-	const total = 200 << 20
-	randomTree(t, src, 8, repeat(50, total/50)...)
-
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashedBackup$", "-test.v")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+tmp)
-	out := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.After(2 * time.Minute)
-	killed := false
-	for !killed {
-		select {
-		case err := <-done:
-			t.Fatalf("child ended before it was killed (%v):\n%s", err, out)
-		case <-deadline:
-			cmd.Process.Kill()
-			t.Fatalf("child stored under 50 MB of packs in 2 minutes:\n%s", out)
-		case <-time.After(2 * time.Millisecond):
-			if sum(packFiles(t, repoDir)) >= 50<<20 {
-				cmd.Process.Kill()
-				killed = true
-			}
-		}
-	}
-	<-done
-	packsAtCrash := packFiles(t, repoDir)
-	t.Logf("killed with %d packs (%d bytes) stored", len(packsAtCrash), sum(packsAtCrash))
-
-	repo = openRepo(t, repoDir)
-	if n := len(listSnapshots(t, repo)); n != 0 {
-		t.Fatalf("%d snapshots after a crashed backup", n)
-	}
-	var prog snapshot.Progress
-	res := backup(t, repo, src, &prog)
-	t.Logf("after the crash: %d new bytes of %d", prog.NewBytes.Load(), total)
-	if prog.NewBytes.Load() > total-40<<20 {
-		t.Errorf("backup after the crash stored %d new bytes of %d: the %d bytes of packs the crashed run left were not reused",
-			prog.NewBytes.Load(), total, sum(packsAtCrash))
-	}
-	for _, f := range checkRepo(t, repo) {
-		// A pack stored but not yet indexed when the process died is the
-		// one kind of leftover the durability order allows.
-		if f.harmless {
-			t.Logf("tolerated: %s", f.msg)
-		} else {
-			t.Errorf("check: %s", f.msg)
-		}
-	}
-	if left, _ := os.ReadDir(filepath.Join(repoDir, "tmp")); len(left) != 0 {
-		t.Logf("scratch files the crash left behind: %d", len(left))
-	}
-	dst := filepath.Join(tmp, "dst")
-	restore(t, repo, res.Record, dst)
-	sameTree(t, src, dst, exact)
-}
-
-// crashChild backs up tmp/src into tmp/repo until its parent kills it.
-func crashChild(t *testing.T, tmp string) {
-	repo := openRepo(t, filepath.Join(tmp, "repo"))
-	_, err := snapshot.Backup(context.Background(), repo, filepath.Join(tmp, "src"), snapshot.BackupOptions{Host: testHost}, nil)
-	t.Fatalf("backup ran to the end (%v) before the parent killed it", err)
 }

@@ -211,3 +211,19 @@ func (p *Proc) Wait(t testing.TB) Result {
 	}
 	return res
 }
+
+// Done is closed once the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Kill sends SIGKILL and waits for the process to end. It reports whether
+// the signal ended it; false means the process had exited on its own, and
+// Wait tells how.
+func (p *Proc) Kill(t testing.TB) bool {
+	t.Helper()
+	if err := p.Cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("kill hindsight %v: %v", p.args, err)
+	}
+	<-p.done
+	ws, ok := p.Cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}

@@ -66,15 +66,15 @@ func TestFileBackupAndRestore(t *testing.T) {
 			_, err := exec.LookPath("mkfs." + fstype)
 			testtree.Require(t, err == nil, "mkfs.%s", fstype)
 			e := newEnv(t, 1<<30)
-			dev := e.newVolume("web", 320*mib, fstype)
-			origin := e.mountAt(dev)
+			dev := e.NewVolume("web", 320*mib, fstype)
+			origin := e.MountAt(dev)
 			fillTree(t, origin, 1)
 
-			e.mustHS("lvm", "backup", "vg0/web")
-			if l := e.leftovers(); len(l) != 0 {
+			e.MustHS("lvm", "backup", "vg0/web")
+			if l := e.Leftovers(); len(l) != 0 {
 				t.Errorf("left behind after a backup: %v", l)
 			}
-			snaps := e.snapshots()
+			snaps := e.Snapshots()
 			if len(snaps) != 1 || snaps[0].Source != "lvm:vg0/web" || snaps[0].Kind != "files" {
 				t.Fatalf("snapshots %+v, want one of files from lvm:vg0/web", snaps)
 			}
@@ -83,11 +83,11 @@ func TestFileBackupAndRestore(t *testing.T) {
 			if tt.newUUID {
 				args = append(args, "--new-uuid")
 			}
-			r := e.mustHS(args...)
-			if !strings.Contains(r.stdout, "fsck clean") {
+			r := e.MustHS(args...)
+			if !strings.Contains(r.Stdout, "fsck clean") {
 				t.Errorf("restore did not report a clean fsck:\n%s", r)
 			}
-			newDev := e.lvs()["web-new"].Path
+			newDev := e.LVs()["web-new"].Path
 			for _, tag := range []string{"TYPE", "UUID", "LABEL"} {
 				got, orig := blkid(t, newDev, tag), blkid(t, dev, tag)
 				if same := tag == "TYPE" || !tt.newUUID; (got == orig) != same {
@@ -95,7 +95,7 @@ func TestFileBackupAndRestore(t *testing.T) {
 				}
 			}
 			fsckClean(t, newDev, fstype)
-			restored := e.mountAt(newDev, "-o", map[string]string{"ext4": "ro", "xfs": "ro,nouuid", "btrfs": "ro"}[fstype])
+			restored := e.MountAt(newDev, "-o", map[string]string{"ext4": "ro", "xfs": "ro,nouuid", "btrfs": "ro"}[fstype])
 			diffs, err := treecmp.Compare(origin, restored, treecmp.Options{SkipRootMeta: true,
 				Exclude: func(p string, _ uint32) bool { return p == "lost+found" }})
 			if err != nil || len(diffs) != 0 {
@@ -136,39 +136,39 @@ func sha(t *testing.T, path string, n int64) [32]byte {
 func TestImageBackupAndRestore(t *testing.T) {
 	e := newEnv(t, 1<<30)
 	const size = 128 * mib
-	dev := e.newVolume("win10", size, "ext4")
-	fillTree(t, e.mountAt(dev), 2)
+	dev := e.NewVolume("win10", size, "ext4")
+	fillTree(t, e.MountAt(dev), 2)
 	exec.Command("umount", dev).Run() // a stable image to compare against
 	want := sha(t, dev, size)
 
-	r := e.mustHS("lvm", "backup", "--image", "--json", "vg0/win10")
+	r := e.MustHS("lvm", "backup", "--image", "--json", "vg0/win10")
 	var sum struct {
 		ID       string `json:"snapshot_id"`
 		Bytes    uint64 `json:"bytes"`
 		NewBytes uint64 `json:"new_bytes"`
 	}
-	if err := jsonLine(r.stdout, &sum); err != nil || sum.Bytes != size || sum.NewBytes >= size/2 {
+	if err := jsonLine(r.Stdout, &sum); err != nil || sum.Bytes != size || sum.NewBytes >= size/2 {
 		t.Errorf("summary %+v (%v): want %d bytes, under half stored (the rest is zeros)", sum, err, size)
 	}
-	if l := e.leftovers(); len(l) != 0 {
+	if l := e.Leftovers(); len(l) != 0 {
 		t.Errorf("left behind after an image backup: %v", l)
 	}
 
-	e.mustHS("lvm", "restore", "--image", sum.ID, "vg0/win10-new")
-	if got := sha(t, e.lvs()["win10-new"].Path, size); got != want {
+	e.MustHS("lvm", "restore", "--image", sum.ID, "vg0/win10-new")
+	if got := sha(t, e.LVs()["win10-new"].Path, size); got != want {
 		t.Error("image restored onto a fresh volume differs from the origin")
 	}
 	img := filepath.Join(t.TempDir(), "win10.raw")
-	e.mustHS("restore-volume", sum.ID, img)
+	e.MustHS("restore-volume", sum.ID, img)
 	if got := sha(t, img, size); got != want {
 		t.Error("image restored into a file differs from the origin")
 	}
-	r = e.mustHS("backup-volume", "--json", img)
+	r = e.MustHS("backup-volume", "--json", img)
 	var again struct {
 		Source   string `json:"source"`
 		NewBytes uint64 `json:"new_bytes"`
 	}
-	if err := jsonLine(r.stdout, &again); err != nil || again.Source != "image:"+img || again.NewBytes > size/16 {
+	if err := jsonLine(r.Stdout, &again); err != nil || again.Source != "image:"+img || again.NewBytes > size/16 {
 		t.Errorf("backup-volume of the restored image: %+v (%v), want source image:%s and at most %d new bytes", again, err, img, size/16)
 	}
 }

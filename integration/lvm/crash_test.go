@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hindsight-backup/hindsight/integration/lvm/lvmenv"
 )
 
 // The lvm2 calls of one "hindsight lvm backup VG/LV", in order, which the
@@ -43,63 +45,61 @@ func TestSignals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, 512*mib)
-			fillTree(t, e.mountAt(e.newVolume("web", 128*mib, "ext4")), 3)
+			fillTree(t, e.MountAt(e.NewVolume("web", 128*mib, "ext4")), 3)
 			args := []string{"lvm", "backup", "vg0/web"}
 			if tt.image {
 				args = []string{"lvm", "backup", "--image", "vg0/web"}
 			}
-			e.must("fakelvm", "reset-counts")
-			e.extra = []string{"FAKELVM_SIGNAL_PARENT=" + tt.at}
-			r := e.hs(args...)
-			e.extra = nil
-			if r.code == 0 {
+			e.Must("fakelvm", "reset-counts")
+			e.Extra = []string{"FAKELVM_SIGNAL_PARENT=" + tt.at}
+			r := e.HS(args...)
+			e.Extra = nil
+			if r.Code == 0 {
 				t.Fatalf("an interrupted backup exits 0: %s", r)
 			}
-			if n := len(e.snapshots()); n != 0 {
+			if n := len(e.Snapshots()); n != 0 {
 				t.Errorf("%d snapshots recorded by an interrupted backup", n)
 			}
-			left := e.leftovers()
+			left := e.Leftovers()
 			if len(left) != tt.leftovers {
 				t.Errorf("left behind %v, want %d items\n%s", left, tt.leftovers, r)
 			}
 			if strings.HasSuffix(tt.at, ":KILL") || strings.HasSuffix(tt.at, ":QUIT") {
-				if !strings.Contains(r.stderr, "the backup process died; removed its snapshot vg0/"+lvmSnapshotPrefix+"web-") {
+				if !strings.Contains(r.Stderr, "the backup process died; removed its snapshot vg0/"+lvmenv.SnapshotPrefix+"web-") {
 					t.Errorf("the watchdog did not say what it removed:\n%s", r)
 				}
 			}
 			if tt.leftovers > 0 {
-				out := e.mustHS("lvm", "cleanup").stdout
-				if !strings.Contains(out, "removed vg0/"+lvmSnapshotPrefix) {
+				out := e.MustHS("lvm", "cleanup").Stdout
+				if !strings.Contains(out, "removed vg0/"+lvmenv.SnapshotPrefix) {
 					t.Errorf("cleanup says %q", out)
 				}
-				if left := e.leftovers(); len(left) != 0 {
+				if left := e.Leftovers(); len(left) != 0 {
 					t.Errorf("left behind after cleanup: %v", left)
 				}
 			}
-			e.mustHS(args...)
-			if n := len(e.snapshots()); n != 1 {
+			e.MustHS(args...)
+			if n := len(e.Snapshots()); n != 1 {
 				t.Errorf("%d snapshots after the next backup, want 1", n)
 			}
 		})
 	}
 }
 
-const lvmSnapshotPrefix = "hindsight-snap-"
-
 // TestKillDuringRead kills an image backup and its watchdog while it
 // reads, found by polling for its snapshot; the next backup removes the
 // leftover itself.
 func TestKillDuringRead(t *testing.T) {
 	e := newEnv(t, 1<<30)
-	dev := e.newVolume("big", 384*mib, "")
-	e.must("dd", "if=/dev/urandom", "of="+dev, "bs=4M", "count=96", "status=none")
-	cmd := exec.Command(hsBin, "lvm", "--state-dir", e.stateDir, "backup", "--image", "vg0/big")
-	cmd.Env = e.cmdEnv()
+	dev := e.NewVolume("big", 384*mib, "")
+	e.Must("dd", "if=/dev/urandom", "of="+dev, "bs=4M", "count=96", "status=none")
+	cmd := exec.Command(hsBin, "lvm", "--state-dir", e.StateDir, "backup", "--image", "vg0/big")
+	cmd.Env = e.CmdEnv()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
-	for len(e.leftovers()) == 0 && time.Now().Before(deadline) {
+	for len(e.Leftovers()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond) // into the read
@@ -108,14 +108,14 @@ func TestKillDuringRead(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	err := cmd.Wait()
-	if left := e.leftovers(); len(left) != 1 || err == nil {
+	if left := e.Leftovers(); len(left) != 1 || err == nil {
 		t.Fatalf("after SIGKILL (%v): left %v, want the snapshot", err, left)
 	}
-	r := e.mustHS("lvm", "backup", "--image", "vg0/big")
-	if !strings.Contains(r.stderr, "removed leftover snapshot vg0/"+lvmSnapshotPrefix+"big-") {
+	r := e.MustHS("lvm", "backup", "--image", "vg0/big")
+	if !strings.Contains(r.Stderr, "removed leftover snapshot vg0/"+lvmenv.SnapshotPrefix+"big-") {
 		t.Errorf("the next backup did not say it removed the leftover:\n%s", r)
 	}
-	if left := e.leftovers(); len(left) != 0 {
+	if left := e.Leftovers(); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
 	}
 }
@@ -126,21 +126,21 @@ func TestOverflow(t *testing.T) {
 	for _, image := range []bool{false, true} {
 		t.Run(fmt.Sprintf("image=%v", image), func(t *testing.T) {
 			e := newEnv(t, 1<<30)
-			fillTree(t, e.mountAt(e.newVolume("web", 320*mib, "xfs")), 4)
+			fillTree(t, e.MountAt(e.NewVolume("web", 320*mib, "xfs")), 4)
 			args := []string{"lvm", "backup", "vg0/web"}
 			if image {
 				args = []string{"lvm", "backup", "--image", "vg0/web"}
 			}
-			e.extra = []string{"FAKELVM_INVALIDATE_ON_QUERY=2"}
-			r := e.hs(args...)
-			e.extra = nil
-			if r.code != 1 || !strings.Contains(r.stderr, "vg0/web") || !strings.Contains(r.stderr, "invalidated") {
+			e.Extra = []string{"FAKELVM_INVALIDATE_ON_QUERY=2"}
+			r := e.HS(args...)
+			e.Extra = nil
+			if r.Code != 1 || !strings.Contains(r.Stderr, "vg0/web") || !strings.Contains(r.Stderr, "invalidated") {
 				t.Errorf("want exit 1 naming vg0/web and the invalidation: %s", r)
 			}
-			if n := len(e.snapshots()); n != 0 {
+			if n := len(e.Snapshots()); n != 0 {
 				t.Errorf("%d snapshots recorded from an overflowed snapshot", n)
 			}
-			if left := e.leftovers(); len(left) != 0 {
+			if left := e.Leftovers(); len(left) != 0 {
 				t.Errorf("left behind: %v", left)
 			}
 		})
@@ -149,17 +149,17 @@ func TestOverflow(t *testing.T) {
 
 func TestNoFreeSpace(t *testing.T) {
 	e := newEnv(t, 64*mib)
-	e.newVolume("web", 64*mib, "ext4")
-	r := e.hs("lvm", "backup", "vg0/web")
-	if r.code != 1 || !strings.Contains(r.stderr, "vg0/web") || !strings.Contains(r.stderr, "no free extents") {
+	e.NewVolume("web", 64*mib, "ext4")
+	r := e.HS("lvm", "backup", "vg0/web")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "vg0/web") || !strings.Contains(r.Stderr, "no free extents") {
 		t.Errorf("want exit 1 naming vg0/web and the lack of free extents: %s", r)
 	}
-	r = e.hs("lvm", "backup", "--snapshot-size", "1G", "vg0/web")
-	if r.code != 1 || !strings.Contains(r.stderr, "--snapshot-size needs 256 extents") {
+	r = e.HS("lvm", "backup", "--snapshot-size", "1G", "vg0/web")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "--snapshot-size needs 256 extents") {
 		t.Errorf("want exit 1 explaining the size: %s", r)
 	}
-	r = e.hs("lvm", "backup", "vg0/nope")
-	if r.code != 1 || !strings.Contains(r.stderr, "vg0/nope") || !strings.Contains(r.stderr, "lvs") {
+	r = e.HS("lvm", "backup", "vg0/nope")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "vg0/nope") || !strings.Contains(r.Stderr, "lvs") {
 		t.Errorf("want exit 1 naming vg0/nope and the failed lvs: %s", r)
 	}
 }

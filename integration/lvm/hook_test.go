@@ -12,12 +12,12 @@ import (
 // remove takes it away.
 func TestHooks(t *testing.T) {
 	e := newEnv(t, 512*mib)
-	origin := e.mountAt(e.newVolume("web", 64*mib, "ext4"))
+	origin := e.MountAt(e.NewVolume("web", 64*mib, "ext4"))
 	if err := os.WriteFile(filepath.Join(origin, "index.html"), []byte("v1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := e.mustHS("lvm", "snapshot-create", "3f2a9c", origin, "ignored-name")
-	dir, ok := strings.CutPrefix(strings.TrimSpace(r.stdout), "SNAPSHOT=")
+	r := e.MustHS("lvm", "snapshot-create", "3f2a9c", origin, "ignored-name")
+	dir, ok := strings.CutPrefix(strings.TrimSpace(r.Stdout), "SNAPSHOT=")
 	if !ok {
 		t.Fatalf("no SNAPSHOT= line: %s", r)
 	}
@@ -27,18 +27,18 @@ func TestHooks(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "index.html")); err != nil || string(b) != "v1" {
 		t.Errorf("snapshot shows %q (%v), want the content at snapshot time", b, err)
 	}
-	e.mustHS("lvm", "cleanup")
-	if _, ok := e.lvs()["hindsight-hook-3f2a9c"]; !ok {
+	e.MustHS("lvm", "cleanup")
+	if _, ok := e.LVs()["hindsight-hook-3f2a9c"]; !ok {
 		t.Error("cleanup without --hooks removed a hook snapshot")
 	}
-	e.mustHS("lvm", "snapshot-remove", "3f2a9c", origin, "ignored-name")
-	if left := e.leftovers(); len(left) != 0 {
+	e.MustHS("lvm", "snapshot-remove", "3f2a9c", origin, "ignored-name")
+	if left := e.Leftovers(); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
 	}
-	if r := e.hs("lvm", "snapshot-remove", "3f2a9c"); r.code != 1 || !strings.Contains(r.stderr, "hindsight-hook-3f2a9c") {
+	if r := e.HS("lvm", "snapshot-remove", "3f2a9c"); r.Code != 1 || !strings.Contains(r.Stderr, "hindsight-hook-3f2a9c") {
 		t.Errorf("removing it again: %s", r)
 	}
-	if r := e.hs("lvm", "snapshot-create", "../etc", origin); r.code != 1 || !strings.Contains(r.stderr, "snapshot id") {
+	if r := e.HS("lvm", "snapshot-create", "../etc", origin); r.Code != 1 || !strings.Contains(r.Stderr, "snapshot id") {
 		t.Errorf("a bad id: %s", r)
 	}
 }
@@ -47,26 +47,26 @@ func TestHooks(t *testing.T) {
 // without a filesystem fails alone.
 func TestBackupAll(t *testing.T) {
 	e := newEnv(t, 1<<30)
-	fillTree(t, e.mountAt(e.newVolume("web", 64*mib, "ext4")), 5)
-	fillTree(t, e.mountAt(e.newVolume("db", 320*mib, "xfs")), 6)
-	e.newVolume("swap", 16*mib, "")
+	fillTree(t, e.MountAt(e.NewVolume("web", 64*mib, "ext4")), 5)
+	fillTree(t, e.MountAt(e.NewVolume("db", 320*mib, "xfs")), 6)
+	e.NewVolume("swap", 16*mib, "")
 
-	r := e.mustHS("lvm", "backup", "--all", "vg0", "--exclude", "sw*")
+	r := e.MustHS("lvm", "backup", "--all", "vg0", "--exclude", "sw*")
 	sources := map[string]bool{}
-	for _, s := range e.snapshots() {
+	for _, s := range e.Snapshots() {
 		sources[s.Source] = true
 	}
 	if len(sources) != 2 || !sources["lvm:vg0/web"] || !sources["lvm:vg0/db"] {
 		t.Errorf("sources %v, want lvm:vg0/web and lvm:vg0/db\n%s", sources, r)
 	}
-	r = e.hs("lvm", "backup", "--all", "vg0")
-	if r.code != 1 || !strings.Contains(r.stderr, "1 of 3 volumes failed") || !strings.Contains(r.stderr, "vg0/swap: ") || !strings.Contains(r.stderr, "--image") {
+	r = e.HS("lvm", "backup", "--all", "vg0")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "1 of 3 volumes failed") || !strings.Contains(r.Stderr, "vg0/swap: ") || !strings.Contains(r.Stderr, "--image") {
 		t.Errorf("want one failure that suggests --image: %s", r)
 	}
-	if n := len(e.snapshots()); n != 4 {
+	if n := len(e.Snapshots()); n != 4 {
 		t.Errorf("%d snapshots, want 4: the failure must not stop the others", n)
 	}
-	if left := e.leftovers(); len(left) != 0 {
+	if left := e.Leftovers(); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
 	}
 }

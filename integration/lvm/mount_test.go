@@ -22,17 +22,17 @@ func TestImageInMount(t *testing.T) {
 	_, err = exec.LookPath("fusermount3")
 	testtree.Require(t, err == nil, "fusermount3")
 	e := newEnv(t, 512*mib)
-	dev := e.newVolume("win10", 96*mib, "ext4")
-	origin := e.mountAt(dev)
+	dev := e.NewVolume("win10", 96*mib, "ext4")
+	origin := e.MountAt(dev)
 	fillTree(t, origin, 8)
 	// A clean filesystem: an image of a mounted one would need
 	// "-o loop,ro,noload", as its journal is not replayed.
-	e.must("umount", origin)
-	e.mustHS("lvm", "backup", "--image", "vg0/win10")
+	e.Must("umount", origin)
+	e.MustHS("lvm", "backup", "--image", "vg0/win10")
 
 	mnt := t.TempDir()
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	e.mustHS("mount", "--daemon", "--pid-file", pidFile, mnt)
+	e.MustHS("mount", "--daemon", "--pid-file", pidFile, mnt)
 	t.Cleanup(func() {
 		exec.Command("fusermount3", "-u", mnt).Run()
 		if b, err := os.ReadFile(pidFile); err == nil {
@@ -50,9 +50,9 @@ func TestImageInMount(t *testing.T) {
 	if fi, err := os.Stat(imgs[0]); err != nil || fi.Size() != 96*mib {
 		t.Fatalf("image file: %v, %v", fi, err)
 	}
-	inImage := e.mountAt(imgs[0], "-o", "loop,ro")
+	inImage := e.MountAt(imgs[0], "-o", "loop,ro")
 	defer exec.Command("umount", inImage).Run()
-	again := e.mountAt(dev, "-o", "ro")
+	again := e.MountAt(dev, "-o", "ro")
 	diffs, err := treecmp.Compare(again, inImage, treecmp.Options{})
 	if err != nil || len(diffs) != 0 {
 		t.Errorf("files in the mounted image differ from the volume's: %v %v", diffs, err)

@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -80,6 +81,12 @@ func failf(format string, args ...any) error {
 }
 
 func main() {
+	// A caller killed while this runs leaves its stdout a broken pipe:
+	// the answer is lost, but the work must still be recorded, as lvm2
+	// commits its metadata before it reports. Without this, Go's default
+	// SIGPIPE would end a removal after losetup -d and before the state
+	// is saved, leaving a volume whose loop device is gone.
+	signal.Ignore(syscall.SIGPIPE)
 	cmd := filepath.Base(os.Args[0])
 	args := os.Args[1:]
 	if cmd == "fakelvm" && len(args) > 0 {

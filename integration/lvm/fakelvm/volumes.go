@@ -186,6 +186,11 @@ func lvremove(st *state, args []string) error {
 		if mounted(l.Loop) {
 			return failf("Logical volume %s contains a filesystem in use.", name)
 		}
+		// Device-mapper refuses to remove a device that is open; losetup -d
+		// would detach it lazily instead, under a mount still under way.
+		if inUse(l.Loop) {
+			return failf("Logical volume %s in use.", name)
+		}
 		if err := detach(l); err != nil {
 			return err
 		}
@@ -193,6 +198,17 @@ func lvremove(st *state, args []string) error {
 		fmt.Printf("  Logical volume %q successfully removed.\n", lvName)
 	}
 	return nil
+}
+
+// inUse says someone holds dev open exclusively, as mount does from the
+// start of its work.
+func inUse(dev string) bool {
+	f, err := os.OpenFile(dev, os.O_RDONLY|syscall.O_EXCL, 0)
+	if err != nil {
+		return errors.Is(err, syscall.EBUSY)
+	}
+	f.Close()
+	return false
 }
 
 func detach(l *lv) error {
