@@ -162,7 +162,9 @@ const (
 )
 
 func (s *Snapshot) removeIfExists(ctx context.Context) error {
-	if _, err := s.m.LV(ctx, s.FullName()); errors.Is(err, ErrNotFound) {
+	// lvs asked for a volume that does not exist fails (exit 5) rather
+	// than answering with no rows: gone looks for it in its group's list.
+	if gone, err := s.m.gone(ctx, &s.LV); err == nil && gone {
 		s.unlock()
 		return nil
 	}

@@ -126,7 +126,11 @@ func TestCreateSnapshotFails(t *testing.T) {
 		once("lvs --reportformat json --units b --nosuffix -o "+lvFields+" vg0/web", lvsJSON(lvRow("vg0", "web", "-wi-ao----", "", 1<<30, "")), nil).
 		on("vgs", vgsJSON("vg0", 1<<30, 100*mib, 4*mib), nil).
 		on("lvcreate", "", failed("  Snapshot origin LV web not found in Volume group vg0.")).
-		on("lvs", lvsJSON(), nil) // the failed snapshot does not exist
+		// The failed snapshot does not exist: lvs fails when asked for it,
+		// as lvm2's does (exit 5), and the group's listing lacks it.
+		on("lvs --reportformat json --units b --nosuffix -o "+lvFields+" vg0/"+SnapshotPrefix+"web-1", "",
+			failed(`  Failed to find logical volume "vg0/`+SnapshotPrefix+`web-1"`)).
+		on("lvs", lvsJSON(lvRow("vg0", "web", "-wi-ao----", "", 1<<30, "")), nil)
 	m := newTestManager(t, r)
 	_, err := m.CreateSnapshot(context.Background(), "vg0/web", SnapshotOptions{Name: SnapshotPrefix + "web-1"})
 	for _, want := range []string{"vg0/web", "lvcreate -s -n hindsight-snap-web-1", "Snapshot origin LV web not found"} {
