@@ -2,17 +2,15 @@ package run
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hindsight-backup/hindsight/integration/testtree"
+	"github.com/hindsight-backup/hindsight/integration/lvm/lvmenv"
 	"github.com/hindsight-backup/hindsight/remote/s3/s3test"
 )
 
@@ -21,100 +19,33 @@ const password = "run-test-password"
 // host is one test's machine: an emulated volume group, a repository,
 // a MinIO bucket, and the environment a systemd unit would give hindsight.
 type host struct {
-	t   *testing.T
-	dir string
-	env []string
-}
-
-func requireTools(t *testing.T) {
-	t.Helper()
-	testtree.Require(t, os.Geteuid() == 0, "root (loop devices, mount)")
-	for _, tool := range []string{"losetup", "mkfs.ext4", "blkid", "mount", "findmnt"} {
-		_, err := exec.LookPath(tool)
-		testtree.Require(t, err == nil, "%s on PATH", tool)
-	}
-	_, err := os.Stat("/dev/loop-control")
-	testtree.Require(t, err == nil, "/dev/loop-control")
+	*lvmenv.Env
+	dir string // DIR in the configuration: the repository's parent
 }
 
 func newHost(t *testing.T, extraEnv []string) *host {
 	t.Helper()
-	dir := t.TempDir()
-	h := &host{t: t, dir: dir}
-	h.env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"), "FAKELVM_DIR="+filepath.Join(dir, "fakelvm"),
-		"HINDSIGHT_PASSWORD="+password, "HINDSIGHT_CONFIG="+filepath.Join(dir, "hindsight.toml"),
-		"XDG_CONFIG_HOME="+filepath.Join(dir, "xdg"), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
-	h.env = append(h.env, extraEnv...)
-	t.Cleanup(func() {
-		out, _ := exec.Command("findmnt", "-rn", "-o", "TARGET").Output()
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		for i := len(lines) - 1; i >= 0; i-- {
-			if strings.HasPrefix(lines[i], dir) {
-				exec.Command("umount", "-l", lines[i]).Run()
-			}
-		}
-		if r := h.run("fakelvm", "teardown"); r.code != 0 {
-			t.Errorf("teardown: %s", r)
-		}
-	})
+	e := lvmenv.New(t, binDir, hsBin, password, 512<<20)
+	h := &host{Env: e, dir: filepath.Dir(e.Repo)}
+	e.Extra = append([]string{"HINDSIGHT_CONFIG=" + filepath.Join(h.dir, "hindsight.toml"),
+		"XDG_CACHE_HOME=" + filepath.Join(h.dir, "cache")}, extraEnv...)
 	return h
 }
 
-type result struct {
-	args           []string
-	code           int
-	stdout, stderr string
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
-}
-
-func (h *host) run(name string, args ...string) result {
-	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	path := name
-	if _, err := os.Stat(filepath.Join(binDir, name)); err == nil {
-		path = filepath.Join(binDir, name)
-	}
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = h.env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{args: append([]string{name}, args...), stdout: stdout.String(), stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		h.t.Fatalf("%s: %v", name, err)
-	}
-	return r
-}
-
-func (h *host) must(name string, args ...string) result {
-	h.t.Helper()
-	r := h.run(name, args...)
-	if r.code != 0 {
-		h.t.Fatalf("expected exit 0 from %s", r)
-	}
-	return r
-}
-
 func (h *host) writeConfig(text string) {
-	h.t.Helper()
+	h.T.Helper()
 	text = strings.ReplaceAll(text, "DIR", h.dir)
 	if err := os.WriteFile(filepath.Join(h.dir, "hindsight.toml"), []byte(text), 0o600); err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 }
 
 // metrics reads the metrics file into sample → value.
 func (h *host) metrics() map[string]string {
-	h.t.Helper()
+	h.T.Helper()
 	b, err := os.ReadFile(filepath.Join(h.dir, "metrics", "hindsight.prom"))
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	out := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
@@ -123,7 +54,7 @@ func (h *host) metrics() map[string]string {
 		}
 		name, value, ok := strings.Cut(line, " ")
 		if !ok {
-			h.t.Fatalf("metrics line %q", line)
+			h.T.Fatalf("metrics line %q", line)
 		}
 		out[name] = value
 	}
@@ -156,18 +87,16 @@ tag = ["nightly"]
 // the push; the metrics file says so, and says all is well once the
 // configuration is fixed.
 func TestRunHost(t *testing.T) {
-	requireTools(t)
 	srv := s3test.Start(t)
 	srv.MakeBucket(t, "run")
 	h := newHost(t, srv.Env())
 	url := "s3:http://" + srv.Endpoint + "/run/host1"
 
-	h.must("fakelvm", "vgcreate", "vg0", fmt.Sprint(512<<20))
-	h.must("lvcreate", "-y", "-n", "web", "-L", fmt.Sprintf("%db", 64<<20), "vg0")
-	h.must("mkfs.ext4", "-q", lvPath(t, h, "web"))
+	h.Must("lvcreate", "-y", "-n", "web", "-L", fmt.Sprintf("%db", 64<<20), "vg0")
+	h.Must("mkfs.ext4", "-q", lvPath(t, h, "web"))
 	web := filepath.Join(h.dir, "web")
 	os.Mkdir(web, 0o755)
-	h.must("mount", lvPath(t, h, "web"), web)
+	h.Must("mount", lvPath(t, h, "web"), web)
 	for i := range 5 {
 		os.WriteFile(filepath.Join(web, fmt.Sprintf("page%d.html", i)), bytes.Repeat([]byte{byte(i)}, 100_000), 0o644)
 	}
@@ -179,10 +108,10 @@ func TestRunHost(t *testing.T) {
 	broken := strings.NewReplacer("URL", url, "SRC2", `, "DIR/gone"`, "LV2", `, "vg0/missing"`).Replace(config)
 	h.writeConfig(broken)
 	os.Mkdir(filepath.Join(h.dir, "metrics"), 0o755) // node_exporter's textfile directory
-	h.must("hindsight", "init")
-	h.must("hindsight", "config", "check")
-	r := h.run("hindsight", "run")
-	if r.code != 1 {
+	h.Must("hindsight", "init")
+	h.Must("hindsight", "config", "check")
+	r := h.Run("hindsight", "run")
+	if r.Code != 1 {
 		t.Fatalf("run with two failing sources should exit 1: %s", r)
 	}
 	for _, want := range []string{
@@ -193,22 +122,22 @@ func TestRunHost(t *testing.T) {
 		"ok          nightly: push minio: ",
 		"run: 1 jobs, 6 steps: 4 ok, 0 incomplete, 2 failed",
 	} {
-		if !strings.Contains(r.stdout, want) {
+		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("run output lacks %q:\n%s", want, r)
 		}
 	}
 	if b, _ := os.ReadFile(filepath.Join(h.dir, "after-status")); string(b) != "failure\n" {
 		t.Errorf("after hook saw status %q", b)
 	}
-	if out := h.must("lvs", "--reportformat", "json", "vg0").stdout; strings.Contains(out, "hindsight-") {
+	if out := h.Must("lvs", "--reportformat", "json", "vg0").Stdout; strings.Contains(out, "hindsight-") {
 		t.Errorf("a snapshot was left behind:\n%s", out)
 	}
 
 	// The remote is a complete repository holding both snapshots.
-	r = h.must("hindsight", "snapshots", "--json", "--repo", url)
+	r = h.Must("hindsight", "snapshots", "--json", "--repo", url)
 	for _, want := range []string{`"source":"` + src + `"`, `"source":"lvm:vg0/web"`} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("remote snapshots lack %s:\n%s", want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("remote snapshots lack %s:\n%s", want, r.Stdout)
 		}
 	}
 	m := h.metrics()
@@ -234,15 +163,15 @@ func TestRunHost(t *testing.T) {
 
 	h.writeConfig(strings.NewReplacer("URL", url, "SRC2", "", "LV2", "").Replace(config))
 	start := time.Now()
-	r = h.must("hindsight", "run", "--json")
+	r = h.Must("hindsight", "run", "--json")
 	var summary struct {
 		Summary  bool           `json:"summary"`
 		Steps    map[string]int `json:"steps"`
 		ExitCode int            `json:"exit_code"`
 	}
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &summary); err != nil || !summary.Summary || summary.Steps["ok"] != 4 {
-		t.Errorf("run --json summary: %v\n%s", err, r.stdout)
+		t.Errorf("run --json summary: %v\n%s", err, r.Stdout)
 	}
 	m = h.metrics()
 	if m[`hindsight_job_success{job="nightly"}`] != "1" || m[`hindsight_job_errors{job="nightly"}`] != "0" {
@@ -258,22 +187,9 @@ func TestRunHost(t *testing.T) {
 // lvPath is the device of vg0/name as the emulation reports it.
 func lvPath(t *testing.T, h *host, name string) string {
 	t.Helper()
-	var rep struct {
-		Report []struct {
-			LV []struct {
-				Name string `json:"lv_name"`
-				Path string `json:"lv_path"`
-			} `json:"lv"`
-		} `json:"report"`
+	lv, ok := h.LVs()[name]
+	if !ok {
+		t.Fatalf("no volume %s in vg0", name)
 	}
-	if err := json.Unmarshal([]byte(h.must("lvs", "--reportformat", "json", "vg0").stdout), &rep); err != nil {
-		t.Fatal(err)
-	}
-	for _, lv := range rep.Report[0].LV {
-		if lv.Name == name {
-			return lv.Path
-		}
-	}
-	t.Fatalf("no volume %s", name)
-	return ""
+	return lv.Path
 }

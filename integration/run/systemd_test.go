@@ -23,7 +23,7 @@ func TestSystemdUnits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		text := strings.ReplaceAll(string(b), "/usr/local/bin/hindsight", filepath.Join(binDir, "hindsight"))
+		text := strings.ReplaceAll(string(b), "/usr/local/bin/hindsight", hsBin)
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
