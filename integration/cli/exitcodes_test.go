@@ -42,7 +42,7 @@ func wantCode(t testing.TB, r result, code int, msgs ...string) {
 func TestWrongPassword(t *testing.T) {
 	repo, src, _ := smallRepo(t)
 	target := filepath.Join(t.TempDir(), "target")
-	before := repoFiles(t, repo)
+	before := damage.State(t, repo)
 	env := hsEnv("not-the-password")
 	for _, args := range [][]string{
 		{"snapshots"}, {"ls", "latest"}, {"backup", src}, {"check"}, {"check", "--read-data"},
@@ -52,7 +52,7 @@ func TestWrongPassword(t *testing.T) {
 		wantCode(t, r, 11, "wrong password")
 	}
 	// Not a lock object, not an index file, not a scratch directory.
-	if after := repoFiles(t, repo); !slices.Equal(before, after) {
+	if after := damage.State(t, repo); !slices.Equal(before, after) {
 		t.Errorf("a wrong password changed the repository:\nbefore %q\nafter  %q", before, after)
 	}
 	if exists(target) {

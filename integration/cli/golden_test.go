@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hindsight-backup/hindsight/integration/damage"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,7 +77,7 @@ func TestGoldenRepository(t *testing.T) {
 	}
 	fixture := filepath.Join(goldenDir, "repo")
 	checkGoldenFixture(t, fixture)
-	before := repoFiles(t, fixture)
+	before := damage.State(t, fixture)
 
 	repo := filepath.Join(t.TempDir(), "repo")
 	copyTree(t, fixture, repo)
@@ -117,7 +118,7 @@ func TestGoldenRepository(t *testing.T) {
 	if r := hsWith(t, env, "check", "--repo", repo, "--read-data"); r.code != 0 {
 		t.Errorf("check --read-data of the golden repository: %s", r)
 	}
-	if after := repoFiles(t, fixture); !slices.Equal(before, after) {
+	if after := damage.State(t, fixture); !slices.Equal(before, after) {
 		t.Errorf("the test changed the committed fixture %s", fixture)
 	}
 }

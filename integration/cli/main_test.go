@@ -444,29 +444,6 @@ func compareTree(t testing.TB, src, dst string) {
 	}
 }
 
-// repoFiles lists every entry below repo with what a write would change,
-// so that "nothing was written" can be checked exactly.
-func repoFiles(t testing.TB, repo string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(repo, p)
-		out = append(out, fmt.Sprintf("%s %v %d %d", rel, fi.Mode(), fi.Size(), fi.ModTime().UnixNano()))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // filesIn lists the non-directory entries below dir (recursively), as
 // paths relative to dir; a missing dir has none.
 func filesIn(t testing.TB, dir string) []string {

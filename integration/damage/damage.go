@@ -1,10 +1,14 @@
 // Package damage does to files and filesystems, for tests, what goes wrong
-// in the field: flipped bytes and full disks.
+// in the field: flipped bytes and full disks; and tells whether a
+// repository was changed at all.
 package damage
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -79,4 +83,27 @@ func Fill(t testing.TB, filler string, leave int64) (remove func()) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// State lists every entry below dir with what any write would change: mode,
+// size and modification time. Two equal States mean nothing was written.
+func State(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out = append(out, fmt.Sprintf("%s %v %d %d", rel, fi.Mode(), fi.Size(), fi.ModTime().UnixNano()))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

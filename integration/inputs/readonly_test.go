@@ -1,7 +1,6 @@
 package inputs
 
 import (
-	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -12,33 +11,11 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hindsight-backup/hindsight/integration/damage"
 	"github.com/hindsight-backup/hindsight/integration/hsrun"
 	"github.com/hindsight-backup/hindsight/integration/testtree"
 	"github.com/hindsight-backup/hindsight/integration/treecmp"
 )
-
-// repoState lists every entry of a repository with its mode, size and
-// modification time: what any write would change.
-func repoState(t testing.TB, repo string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(repo, p)
-		out = append(out, fmt.Sprintf("%s %v %d %d", rel, fi.Mode(), fi.Size(), fi.ModTime().UnixNano()))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // roCase is one way a repository becomes unwritable: protect makes the
 // repository at repo so and returns the path hindsight is given and the
@@ -213,7 +190,7 @@ func TestReadOnlyRepository(t *testing.T) {
 			hs.Must(t, "remote", "add", "offsite", filepath.Join(home, "offsite"))
 
 			path, attr := tt.protect(t, repo)
-			before := repoState(t, path)
+			before := damage.State(t, path)
 			ro := hs.With("HINDSIGHT_REPOSITORY="+path, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, "config"),
 				"XDG_CACHE_HOME="+filepath.Join(home, "cache"), "XDG_RUNTIME_DIR="+home)
 			ro.SysProcAttr = attr
@@ -241,7 +218,7 @@ func TestReadOnlyRepository(t *testing.T) {
 					mountRead(t, ro, home, src)
 				})
 			}
-			if after := repoState(t, path); !slices.Equal(before, after) {
+			if after := damage.State(t, path); !slices.Equal(before, after) {
 				t.Errorf("the repository changed:\nbefore %q\nafter  %q", before, after)
 			}
 		})
