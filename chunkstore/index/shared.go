@@ -10,8 +10,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
-
-	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 )
 
 // Shared is the index as every process of one repository uses it at once.
@@ -62,36 +60,8 @@ type Shared struct {
 
 // backend is what Shared calls: the holder's *DB or a *client.
 type backend interface {
-	Lookup(t blob.Type, id blob.ID) (Location, bool, error)
-	AddPack(p PackInfo, entries []BlobEntry) error
-	AddSegment(segment blob.ID, packs []PackBlobs) error
-	MarkListed(segment blob.ID, packs []blob.ID) error
-	HasSegment(segment blob.ID) (bool, error)
-	HasPack(pack blob.ID) (bool, error)
-	Pack(id blob.ID) (PackInfo, bool, error)
-	Packs(fn func(PackInfo) error) error
-	UnlistedPacks(fn func(blob.ID) error) error
-	Segments(fn func(blob.ID) error) error
-	Blobs(fn func(BlobEntry) error) error
-	SetRemote(remote string, pack blob.ID) error
-	OnRemote(remote string, pack blob.ID) (bool, error)
-	PutSnapshot(id blob.ID, record []byte) error
-	DeleteSnapshot(id blob.ID) error
-	Snapshots(fn func(id blob.ID, record []byte) error) error
+	core
 	putHistory(rows []HistoryRow, sync bool) error
-	History(source, path string, fn func(*HistoryRow) error) error
-	HistoryChildren(source, dir string, fn func(name string) error) error
-	HistorySources(fn func(source string) error) error
-	DeleteHistory(source string, snap blob.ID) error
-	HistoryRows(source string, fn func(*HistoryRow) error) error
-	DeleteHistoryRows(rows []HistoryRow) error
-	LookupLive(t blob.Type, id blob.ID) (Location, bool, error)
-	Condemn(record RecordID, packs []blob.ID) error
-	Uncondemn(record RecordID, pack blob.ID) error
-	Bury(record RecordID, pack blob.ID) error
-	DropPack(pack blob.ID, blobs []BlobRef, moved []BlobEntry, remotes []string) error
-	Condemned(fn func(Condemnation) error) error
-	Close() error
 }
 
 var (

@@ -7,6 +7,14 @@ import "github.com/hindsight-backup/hindsight/chunkstore/blob"
 // the same time. Both have a Created field, which is not part of Store
 // because an interface cannot carry fields.
 type Store interface {
+	core
+	NewHistoryBatch() HistoryWriter
+}
+
+// core is what a Store and a Shared's backend have in common: all but how
+// history rows are written (a Store hands out batches; a backend takes a
+// batch's rows at once).
+type core interface {
 	Lookup(t blob.Type, id blob.ID) (Location, bool, error)
 	AddPack(p PackInfo, entries []BlobEntry) error
 	AddSegment(segment blob.ID, packs []PackBlobs) error
@@ -23,7 +31,6 @@ type Store interface {
 	PutSnapshot(id blob.ID, record []byte) error
 	DeleteSnapshot(id blob.ID) error
 	Snapshots(fn func(id blob.ID, record []byte) error) error
-	NewHistoryBatch() HistoryWriter
 	History(source, path string, fn func(*HistoryRow) error) error
 	HistoryChildren(source, dir string, fn func(name string) error) error
 	HistorySources(fn func(source string) error) error
