@@ -63,6 +63,25 @@ func Versions(idx index.Store, exists map[blob.ID]bool, source, p string) ([]Ver
 	return out, err
 }
 
+// historySources groups the file snapshots of snaps by history source
+// (HistorySource), keeping their order within each, and returns the
+// sources in the order first seen.
+func historySources(snaps []Snapshot) ([]string, map[string][]Snapshot) {
+	by := make(map[string][]Snapshot)
+	var order []string
+	for _, s := range snaps {
+		if s.Record.Kind != KindFiles {
+			continue
+		}
+		k := HistorySource(s.Record.Host, s.Record.Source)
+		if _, ok := by[k]; !ok {
+			order = append(order, k)
+		}
+		by[k] = append(by[k], s)
+	}
+	return order, by
+}
+
 func cleanRel(p string) string {
 	p = path.Clean("/" + p)
 	return p[1:]
@@ -76,18 +95,7 @@ func RebuildHistory(ctx context.Context, repo Repo) error {
 	if err != nil && len(snaps) == 0 {
 		return err
 	}
-	bySource := make(map[string][]Snapshot)
-	var sources []string
-	for _, s := range snaps {
-		if s.Record.Kind != KindFiles {
-			continue
-		}
-		k := HistorySource(s.Record.Host, s.Record.Source)
-		if _, ok := bySource[k]; !ok {
-			sources = append(sources, k)
-		}
-		bySource[k] = append(bySource[k], s)
-	}
+	sources, bySource := historySources(snaps)
 	sort.Strings(sources)
 	for _, src := range sources {
 		var prev *Tree

@@ -2,8 +2,8 @@ package snapshot
 
 import (
 	"context"
-	"maps"
 	"slices"
+	"sort"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
@@ -18,19 +18,13 @@ func fixHistory(ctx context.Context, repo Repo, before []Snapshot, changes []cha
 	for _, c := range changes {
 		repl[c.old.ID] = c.new
 	}
-	bySource := make(map[string][]Snapshot)
-	touched := make(map[string]bool)
-	for _, s := range before {
-		if s.Record.Kind != KindFiles {
+	sources, bySource := historySources(before)
+	sort.Strings(sources)
+	for _, k := range sources {
+		touched := slices.ContainsFunc(bySource[k], func(s Snapshot) bool { _, ok := repl[s.ID]; return ok })
+		if !touched {
 			continue
 		}
-		k := HistorySource(s.Record.Host, s.Record.Source)
-		bySource[k] = append(bySource[k], s)
-		if _, ok := repl[s.ID]; ok {
-			touched[k] = true
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(touched)) {
 		if err := fixSourceHistory(ctx, repo, k, bySource[k], repl); err != nil {
 			return err
 		}

@@ -68,18 +68,7 @@ type Match struct {
 // out (excluded, or unreadable) counts as unchanged in that snapshot, as
 // in the history view.
 func Search(ctx context.Context, repo Repo, snaps []Snapshot, p Pattern, fn func(*Match) error) error {
-	bySource := make(map[string][]Snapshot)
-	var order []string
-	for _, s := range snaps {
-		if s.Record.Kind != KindFiles {
-			continue
-		}
-		k := HistorySource(s.Record.Host, s.Record.Source)
-		if _, ok := bySource[k]; !ok {
-			order = append(order, k)
-		}
-		bySource[k] = append(bySource[k], s)
-	}
+	order, bySource := historySources(snaps)
 	for _, k := range order {
 		if err := searchSource(ctx, repo.Index(), bySource[k], p, fn); err != nil {
 			return err
