@@ -370,12 +370,22 @@ func openKey(ctx context.Context, be remote.Backend, password []byte, openConfig
 }
 
 func loadAll(ctx context.Context, be remote.Backend, name string) ([]byte, error) {
+	return loadSized(ctx, be, name, 0)
+}
+
+// loadSized reads an object whose size a listing gave into one buffer of
+// that size, where reading into a growing one would allocate about twice
+// as much: an index segment is several MiB.
+func loadSized(ctx context.Context, be remote.Backend, name string, size int64) ([]byte, error) {
 	rd, err := be.Load(ctx, name, 0, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.Close()
-	return io.ReadAll(rd)
+	// ReadFrom grows the buffer whenever less than MinRead bytes are free.
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	_, err = buf.ReadFrom(rd)
+	return buf.Bytes(), err
 }
 
 // Config returns the repository's parameters.

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
+	"github.com/hindsight-backup/hindsight/chunkstore/index"
 	"github.com/hindsight-backup/hindsight/chunkstore/lock"
 	"github.com/hindsight-backup/hindsight/remote"
 	"github.com/hindsight-backup/hindsight/remote/local"
@@ -121,6 +123,9 @@ type openOptions struct {
 	// directory of the repository's cache: one per remote for
 	// 'prune --remote', since several remotes share the repository's ID.
 	cacheName string
+	// index bounds the index's memory when this process opens it; zero
+	// values take the index's defaults.
+	index index.Options
 }
 
 // session is an open, possibly locked repository. ctx is cancelled when
@@ -178,7 +183,7 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 			return nil, err
 		}
 	}
-	opts := chunkstore.Options{Password: pw.value, NoIndex: true}
+	opts := chunkstore.Options{Password: pw.value, NoIndex: true, Index: o.index}
 	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id, o.cacheName); err != nil {
 		return nil, err
 	}
@@ -201,6 +206,11 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 			err = fmt.Errorf("%w (password from %s)", err, pw.source)
 		}
 		return nil, err
+	}
+	if info.Encrypted() {
+		// The key derivation's memory is garbage now: returned before the
+		// command's own work starts, it does not add to that work's peak.
+		debug.FreeOSMemory()
 	}
 	// Locking after the password is checked: a wrong password writes
 	// nothing, not even a lock object.
