@@ -173,10 +173,17 @@ func (a *app) openPruned(ctx context.Context, name string, o *chunkstore.PruneOp
 // condemned packs need not wait for them to end. Any other purpose, one
 // this version does not know included, is waited for. check is waited
 // for: a pack deleted under it would look lost.
+//
+// forget removes records and writes history rows in its index, never a
+// record: a pack's deletion waits only for processes that could name its
+// blobs in a new record (see chunkstore.PruneOptions), and a record
+// removed makes fewer blobs referenced, never more. Its lock is exclusive,
+// so it holds none while prune runs; but a forget waiting for prune's lock
+// writes one on each try, which prune's listing may catch.
 func readsOnly(l lock.Info) bool {
 	switch l.Purpose {
 	case "mount", "restore", "restore-volume", "lvm restore", "ls", "snapshots", "stats",
-		"history", "key list", "remote status", "prune --remote":
+		"history", "key list", "remote status", "prune --remote", "forget":
 		return true
 	}
 	return false
