@@ -126,6 +126,9 @@ type openOptions struct {
 	// index bounds the index's memory when this process opens it; zero
 	// values take the index's defaults.
 	index index.Options
+	// removeTemp, for commands that write the repository, removes under
+	// the lock what Saves killed before they finished left behind.
+	removeTemp bool
 }
 
 // session is an open, possibly locked repository. ctx is cancelled when
@@ -138,6 +141,17 @@ type session struct {
 	lock   *lock.Lock
 	app    *app
 	pw     password
+}
+
+// removeStaleTemp is best effort: a leftover temporary file costs only
+// space, and the next writer tries again.
+func (s *session) removeStaleTemp() {
+	n, err := s.repo.RemoveStaleTemp(s.ctx, s.lock)
+	if err != nil {
+		s.app.log.Warn("could not remove temporary files that interrupted writes left", "err", err)
+	} else if n > 0 {
+		s.app.log.Info("removed temporary files that interrupted writes left", "files", n)
+	}
 }
 
 // openRepo locates, unlocks and locks the repository. The password is
@@ -222,6 +236,9 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 			return nil, err
 		}
 		go s.watchLock()
+		if o.removeTemp {
+			s.removeStaleTemp()
+		}
 	}
 	if o.noIndex {
 		return s, nil
