@@ -180,8 +180,12 @@ func (r *Repository) mergeSegments(ctx context.Context) error {
 
 // LoadSegment reads and decodes one index segment.
 func (r *Repository) LoadSegment(ctx context.Context, id blob.ID) ([]segment.Pack, error) {
-	name := segmentsPrefix + id.String()
-	b, err := loadAll(ctx, r.be, name)
+	return r.loadSegment(ctx, id, 0)
+}
+
+// loadSegment is LoadSegment for a segment of a known size.
+func (r *Repository) loadSegment(ctx context.Context, id blob.ID, size int64) ([]segment.Pack, error) {
+	b, err := loadSized(ctx, r.be, segmentsPrefix+id.String(), size)
 	if err != nil {
 		return nil, err
 	}

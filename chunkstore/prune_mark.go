@@ -54,18 +54,19 @@ func (m *Marker) Tree(id blob.ID) (bool, error) {
 	return m.s.MarkFirst(blob.Tree, id)
 }
 
-// Data marks data blobs.
+// Data marks data blobs. It overwrites ids: the caller's buffer holds the
+// ones still to mark, so that marking allocates nothing.
 func (m *Marker) Data(ids []blob.ID) error {
-	refs := make([]index.BlobRef, 0, len(ids))
+	fresh := ids[:0]
 	for _, id := range ids {
-		if r := (index.BlobRef{Type: blob.Data, ID: id}); !m.seen(r) {
-			refs = append(refs, r)
+		if !m.seen(index.BlobRef{Type: blob.Data, ID: id}) {
+			fresh = append(fresh, id)
 		}
 	}
-	if len(refs) == 0 {
+	if len(fresh) == 0 {
 		return nil
 	}
-	return m.s.Mark(refs)
+	return m.s.Mark(blob.Data, fresh)
 }
 
 // markSnapshots marks every snapshot in the repository that this run has

@@ -176,7 +176,7 @@ func (p *pruner) rewriteSegments(ctx context.Context, doomed map[blob.ID]int64) 
 		if err != nil {
 			continue
 		}
-		packs, err := p.r.LoadSegment(ctx, id)
+		packs, err := p.r.loadSegment(ctx, id, fi.Size)
 		if err != nil {
 			// Index rebuild skips it too; check reports it.
 			p.o.Logger.Warn("prune: skipping an unreadable index segment", "segment", id.String(), "err", err)

@@ -29,6 +29,7 @@ import (
 	"github.com/hindsight-backup/hindsight/chunkstore/codec"
 	"github.com/hindsight-backup/hindsight/chunkstore/crypto"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
+	"github.com/hindsight-backup/hindsight/chunkstore/lock"
 	"github.com/hindsight-backup/hindsight/remote"
 )
 
@@ -370,12 +371,32 @@ func openKey(ctx context.Context, be remote.Backend, password []byte, openConfig
 }
 
 func loadAll(ctx context.Context, be remote.Backend, name string) ([]byte, error) {
+	return loadSized(ctx, be, name, 0)
+}
+
+// loadSized reads an object whose size a listing gave into one buffer of
+// that size, where reading into a growing one would allocate about twice
+// as much: an index segment is several MiB.
+func loadSized(ctx context.Context, be remote.Backend, name string, size int64) ([]byte, error) {
 	rd, err := be.Load(ctx, name, 0, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.Close()
-	return io.ReadAll(rd)
+	// ReadFrom grows the buffer whenever less than MinRead bytes are free.
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	_, err = buf.ReadFrom(rd)
+	return buf.Bytes(), err
+}
+
+// RemoveStaleTemp removes what Saves that never finished (their process
+// was killed) left in the repository, where the backend writes objects
+// through temporary files (a local directory), and reports how many. The
+// caller holds l, and a file is removed only when its last write is older
+// than l's stale age: a Save in progress writes its file continuously, and
+// a writer silent for that long is one the lock protocol counts as gone.
+func (r *Repository) RemoveStaleTemp(ctx context.Context, l *lock.Lock) (int, error) {
+	return remote.RemoveTemp(ctx, r.be, time.Now().Add(-l.StaleAfter()))
 }
 
 // Config returns the repository's parameters.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // ErrNotExist is returned (possibly wrapped) when a named object is absent.
@@ -58,6 +59,30 @@ type Backend interface {
 // after success the file at path is gone.
 type FileSaver interface {
 	SaveFile(ctx context.Context, name, path string) error
+}
+
+// TempRemover is implemented by backends that write an object through a
+// temporary file (the local directory backend): a process killed during
+// Save leaves that file behind, and no listing shows it.
+type TempRemover interface {
+	// RemoveTemp removes the temporary files last written before before,
+	// and reports how many it removed.
+	RemoveTemp(ctx context.Context, before time.Time) (int, error)
+}
+
+// RemoveTemp calls the RemoveTemp of b, or of the backend b's wrappers
+// wrap; for a backend that leaves no temporary files it does nothing.
+func RemoveTemp(ctx context.Context, b Backend, before time.Time) (int, error) {
+	for {
+		if tr, ok := b.(TempRemover); ok {
+			return tr.RemoveTemp(ctx, before)
+		}
+		w, ok := b.(Wrapper)
+		if !ok {
+			return 0, nil
+		}
+		b = w.Unwrap()
+	}
 }
 
 // IsNotExist reports whether err says the object is absent.

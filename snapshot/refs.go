@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"fmt"
 
 	"golang.org/x/sync/errgroup"
 
@@ -36,6 +37,14 @@ type refWalker struct {
 	g    *errgroup.Group
 }
 
+// treeBuffers hold tree blobs while they are read for marking: every
+// snapshot's walk loads most of its directories, and a buffer each would
+// be most of what prune allocates.
+var treeBuffers = chunkstore.NewBufferPool(1 << 20)
+
+// markBatch is how many data blob IDs tree collects before it marks them.
+const markBatch = 256
+
 // tree marks the data of one directory's files and walks the subtrees
 // not marked yet: in another goroutine while the group has room, else in
 // this one, so that the goroutines, and the trees decoded at once, stay
@@ -44,35 +53,18 @@ func (w *refWalker) tree(ctx context.Context, id blob.ID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t, err := LoadTree(ctx, w.repo, id)
+	subtrees, err := w.markData(ctx, id)
 	if err != nil {
 		return err
 	}
-	var data []blob.ID
-	for i := range t.Nodes {
-		n := &t.Nodes[i]
-		for _, c := range n.Content {
-			if !c.IsHole() {
-				data = append(data, c.ID)
-			}
-		}
-	}
-	if err := w.m.Data(data); err != nil {
-		return err
-	}
-	for i := range t.Nodes {
-		n := &t.Nodes[i]
-		if n.Type != TypeDir {
-			continue
-		}
-		first, err := w.m.Tree(n.Subtree)
+	for _, sub := range subtrees {
+		first, err := w.m.Tree(sub)
 		if err != nil {
 			return err
 		}
 		if !first {
 			continue
 		}
-		sub := n.Subtree
 		if !w.g.TryGo(func() error { return w.tree(ctx, sub) }) {
 			if err := w.tree(ctx, sub); err != nil {
 				return err
@@ -80,4 +72,45 @@ func (w *refWalker) tree(ctx context.Context, id blob.ID) error {
 		}
 	}
 	return nil
+}
+
+// markData marks the data of the files in tree id and returns its
+// subdirectories' trees. The tree's buffer is returned before the caller
+// descends, so that a deep walk holds one tree's IDs per level, not its
+// blob.
+func (w *refWalker) markData(ctx context.Context, id blob.ID) ([]blob.ID, error) {
+	b, err := w.repo.LoadBlob(ctx, blob.Tree, id, treeBuffers.Get(0))
+	if err != nil {
+		return nil, err
+	}
+	defer treeBuffers.Put(b)
+	var subtrees []blob.ID
+	var data [markBatch]blob.ID
+	n := 0
+	err = eachNode(b, func(node *Node) error {
+		if node.Type == TypeDir {
+			subtrees = append(subtrees, node.Subtree)
+		}
+		for _, c := range node.Content {
+			if c.IsHole() {
+				continue
+			}
+			if n == len(data) {
+				if err := w.m.Data(data[:]); err != nil {
+					return err
+				}
+				n = 0
+			}
+			data[n] = c.ID
+			n++
+		}
+		return nil
+	})
+	if err == nil {
+		err = w.m.Data(data[:n])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return subtrees, nil
 }

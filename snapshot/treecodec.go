@@ -64,6 +64,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 )
@@ -310,37 +311,100 @@ func DecodeTree(b []byte) (*Tree, error) {
 // decodeTree also reports how many optional ext records it skipped, which
 // the fuzz test needs to know whether byte-exact re-encoding is expected.
 func decodeTree(b []byte) (*Tree, int, error) {
-	if len(b) == 0 {
-		return nil, 0, treeErr("empty input")
+	r, err := newNodeReader(string(b))
+	if err != nil {
+		return nil, 0, err
 	}
-	if b[0] != TreeFormatVersion {
-		return nil, 0, fmt.Errorf("tree format version %d, this hindsight reads %d: %w", b[0], TreeFormatVersion, ErrFormatVersion)
-	}
-	d := &decoder{s: string(b), off: 1}
-	count := d.count(minNodeLen)
 	t := &Tree{}
-	if d.err == nil && count > 0 {
-		t.Nodes = make([]Node, count)
+	if r.count > 0 {
+		t.Nodes = make([]Node, r.count)
 	}
-	for i := 0; d.err == nil && i < count; i++ {
-		d.node(&t.Nodes[i])
-		if d.err == nil && i > 0 && t.Nodes[i-1].Name >= t.Nodes[i].Name {
-			d.fail("name %q not after %q", t.Nodes[i].Name, t.Nodes[i-1].Name)
-		}
-		if d.err != nil {
-			d.err = fmt.Errorf("node %d: %w", i, d.err)
+	for i := range t.Nodes {
+		if !r.next(&t.Nodes[i]) {
+			break
 		}
 	}
+	if err := r.finish(); err != nil {
+		return nil, 0, err
+	}
+	return t, r.d.skipped, nil
+}
+
+// eachNode decodes a tree blob one node at a time into the same Node, and
+// calls fn with it: a walk that looks at each node once (marking what a
+// tree references) allocates no Node per entry, and no copy of b. The
+// node's strings share b's bytes: they are valid only during fn, and b
+// must not change until eachNode returns. It checks what decodeTree checks.
+func eachNode(b []byte, fn func(*Node) error) error {
+	if len(b) == 0 {
+		return treeErr("empty input")
+	}
+	r, err := newNodeReader(unsafe.String(&b[0], len(b)))
+	if err != nil {
+		return err
+	}
+	var n Node
+	for n = (Node{}); r.next(&n); n = (Node{}) {
+		if err := fn(&n); err != nil {
+			return err
+		}
+	}
+	return r.finish()
+}
+
+// nodeReader decodes a tree's nodes in order, checking that their names
+// ascend.
+type nodeReader struct {
+	d     decoder
+	count int
+	i     int
+	prev  string
+}
+
+func newNodeReader(s string) (*nodeReader, error) {
+	if len(s) == 0 {
+		return nil, treeErr("empty input")
+	}
+	if s[0] != TreeFormatVersion {
+		return nil, fmt.Errorf("tree format version %d, this hindsight reads %d: %w", s[0], TreeFormatVersion, ErrFormatVersion)
+	}
+	r := &nodeReader{d: decoder{s: s, off: 1}}
+	r.count = r.d.count(minNodeLen)
+	return r, nil
+}
+
+// next decodes the next node into n, which must be zero; it reports false
+// after the last node or at the first error (finish returns it).
+func (r *nodeReader) next(n *Node) bool {
+	if r.d.err != nil || r.i == r.count {
+		return false
+	}
+	r.d.node(n)
+	if r.d.err == nil && r.i > 0 && r.prev >= n.Name {
+		r.d.fail("name %q not after %q", n.Name, r.prev)
+	}
+	if r.d.err != nil {
+		r.d.err = fmt.Errorf("node %d: %w", r.i, r.d.err)
+		return false
+	}
+	r.prev = n.Name
+	r.i++
+	return true
+}
+
+// finish checks that the whole input was read and returns the first error.
+func (r *nodeReader) finish() error {
+	d := &r.d
 	if d.err == nil && d.off != len(d.s) {
 		d.fail("%d bytes of trailing garbage", len(d.s)-d.off)
 	}
 	if d.err != nil {
 		if errors.Is(d.err, ErrFormatVersion) {
-			return nil, 0, d.err
+			return d.err
 		}
-		return nil, 0, fmt.Errorf("%w: %w", ErrInvalidTree, d.err)
+		return fmt.Errorf("%w: %w", ErrInvalidTree, d.err)
 	}
-	return t, d.skipped, nil
+	return nil
 }
 
 // decoder reads from one string so that every decoded name is a substring

@@ -256,8 +256,21 @@ func TestDecodeTreeRejects(t *testing.T) {
 			if !errors.Is(err, want) || !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("error %q: want %v mentioning %q", err, want, tt.msg)
 			}
+			if _, eerr := eachNodes(tt.in); eerr == nil || eerr.Error() != err.Error() {
+				t.Errorf("eachNode: error %v, want %v", eerr, err)
+			}
 		})
 	}
+}
+
+// eachNodes collects what eachNode yields, as decodeTree would.
+func eachNodes(in []byte) ([]Node, error) {
+	var nodes []Node
+	err := eachNode(in, func(n *Node) error {
+		nodes = append(nodes, *n)
+		return nil
+	})
+	return nodes, err
 }
 
 func TestDecodeTreeSkipsOptionalExt(t *testing.T) {
@@ -311,6 +324,13 @@ func FuzzTreeRoundTrip(f *testing.F) {
 	f.Add(enc(1, 1, 1, "a", 1, fContent, 3, 3, 2, string(id[:]), 5))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		tree, skipped, err := decodeTree(in)
+		nodes, eerr := eachNodes(in)
+		switch {
+		case (err == nil) != (eerr == nil) || err != nil && err.Error() != eerr.Error():
+			t.Fatalf("eachNode: error %v, decodeTree: %v", eerr, err)
+		case err == nil && !reflect.DeepEqual(nodes, tree.Nodes):
+			t.Fatalf("eachNode yields\n%+v\ndecodeTree\n%+v", nodes, tree.Nodes)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrInvalidTree) && !errors.Is(err, ErrFormatVersion) {
 				t.Fatalf("untyped error: %v", err)

@@ -33,8 +33,14 @@ func TestDefaultKDFParams(t *testing.T) {
 	if err := a.Validate(); err != nil {
 		t.Fatalf("default params invalid: %v", err)
 	}
-	if a.MemoryKiB > 32<<10 {
-		t.Fatalf("default memory %d KiB breaks the 80 MB budget", a.MemoryKiB)
+	// Every command derives a key when it opens a repository: more memory
+	// than this would be prune's peak (see DefaultKDFParams).
+	if a.MemoryKiB > 12<<10 {
+		t.Fatalf("default memory %d KiB is over the 12 MiB budget", a.MemoryKiB)
+	}
+	// OWASP's weakest recommended argon2id setting is 19 MiB with 2 passes.
+	if uint64(a.MemoryKiB)*uint64(a.Time) < 2*19<<10 {
+		t.Fatalf("default %d KiB x %d passes is below OWASP's 19 MiB x 2", a.MemoryKiB, a.Time)
 	}
 	b, _ := DefaultKDFParams()
 	if bytes.Equal(a.Salt, b.Salt) {

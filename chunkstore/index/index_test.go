@@ -1,12 +1,14 @@
 package index
 
 import (
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
@@ -191,4 +193,31 @@ func TestWALFailureIsAnError(t *testing.T) {
 		t.Fatalf("a write after the failure = %v, want the index reported unusable", err)
 	}
 	d.Close()
+}
+
+// An index another schema version wrote (a binary from before condemned
+// packs) is emptied on open, and says it was created: the caller refills
+// it from the repository, applying the condemnation records.
+func TestOpenEmptiesOtherSchemaVersion(t *testing.T) {
+	d, fs := testDB(t)
+	if err := d.AddPack(PackInfo{ID: id(9), Size: 100, Count: 1}, []BlobEntry{{Type: blob.Data, ID: id(1), Location: Location{Pack: id(9), Length: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	var old [4]byte
+	binary.BigEndian.PutUint32(old[:], SchemaVersion-1)
+	if err := d.db.Set(versionKey(), old[:], pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	d, err := Open(fs, "idx", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !d.Created {
+		t.Error("an index of schema version 1 was opened as it was")
+	}
+	if _, ok, err := d.Lookup(blob.Data, id(1)); err != nil || ok {
+		t.Errorf("Lookup after emptying: found %v, err %v", ok, err)
+	}
 }

@@ -3,7 +3,7 @@
 // It is a cache: everything in it can be rebuilt from the repository's packs,
 // index segments and snapshot records.
 //
-// # Key schema (version 1)
+// # Key schema (version 2)
 //
 // Every key starts with a one-byte prefix. Integers are big-endian and fixed
 // width so that byte order is numeric order; signed times are stored with the
@@ -57,7 +57,14 @@ import (
 
 // SchemaVersion is stored under "v"; an index of another version is
 // rebuilt, never read.
-const SchemaVersion = 1
+//
+// Version 2 added the "c" keys. A version 1 binary sees no condemnation: it
+// would deduplicate against a condemned pack, and add a condemned pack's
+// blobs back where a prune dropped them. Such a binary empties an index of
+// version 2 and refills it as version 1, which in turn a binary that knows
+// condemnations empties and refills, applying the condemnation records
+// again: neither trusts what the other wrote.
+const SchemaVersion = 2
 
 const (
 	prefixVersion  = 'v'

@@ -84,12 +84,15 @@ func (s *Scratch) set(k, v []byte) error {
 	return s.guard.write(func() error { return s.db.Set(k, v, pebble.NoSync) })
 }
 
-// Mark records that snapshots reference the blobs.
-func (s *Scratch) Mark(refs []BlobRef) error {
+// Mark records that snapshots reference the blobs of type t.
+func (s *Scratch) Mark(t blob.Type, ids []blob.ID) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	for _, r := range refs {
-		if err := b.Set(refKey(scratchMark, r.Type, r.ID), nil, nil); err != nil {
+	// The batch copies each key: one buffer serves them all.
+	k := refKey(scratchMark, t, blob.ID{})
+	for _, id := range ids {
+		copy(k[2:], id[:])
+		if err := b.Set(k, nil, nil); err != nil {
 			return err
 		}
 	}

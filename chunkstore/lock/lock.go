@@ -250,6 +250,10 @@ func (l *Lock) Info() Info {
 // Lost is closed when the lock has been lost (see ErrLost).
 func (l *Lock) Lost() <-chan struct{} { return l.lost }
 
+// StaleAfter is the age past which this lock's options call a heartbeat,
+// and so its process, gone.
+func (l *Lock) StaleAfter() time.Duration { return l.opts.StaleAfter }
+
 func (l *Lock) markLost() { l.lostOnce.Do(func() { close(l.lost) }) }
 
 // Refresh rewrites the lock with a new heartbeat. Objects are immutable in

@@ -45,7 +45,8 @@ type Pack struct {
 
 // Encode returns the plaintext encoding of packs.
 func Encode(packs []Pack) []byte {
-	b := []byte{version}
+	b := make([]byte, 0, encodedSize(packs))
+	b = append(b, version)
 	b = binary.AppendUvarint(b, uint64(len(packs)))
 	for _, p := range packs {
 		b = append(b, p.ID[:]...)
@@ -61,6 +62,27 @@ func Encode(packs []Pack) []byte {
 		}
 	}
 	return b
+}
+
+// encodedSize is the length of Encode's result: a segment is several MiB,
+// and growing it by appending would allocate twice that.
+func encodedSize(packs []Pack) int {
+	n := 1 + uvarintLen(uint64(len(packs)))
+	for _, p := range packs {
+		n += blob.IDSize + uvarintLen(uint64(p.Size)) + uvarintLen(uint64(len(p.Blobs)))
+		for _, e := range p.Blobs {
+			n += 1 + blob.IDSize + uvarintLen(uint64(e.Offset)) + uvarintLen(uint64(e.Length)) + uvarintLen(uint64(e.RawLength)) + 1
+		}
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
 }
 
 // minBlobBytes and minPackBytes are the fewest bytes one encoded entry can

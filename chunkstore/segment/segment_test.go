@@ -19,7 +19,11 @@ func sample() []Pack {
 
 func TestRoundTrip(t *testing.T) {
 	for _, packs := range [][]Pack{{}, sample()} {
-		got, err := Decode(Encode(packs))
+		b := Encode(packs)
+		if len(b) != cap(b) {
+			t.Errorf("encoded %d bytes into a buffer of %d", len(b), cap(b))
+		}
+		got, err := Decode(b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +61,11 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := Decode(Encode(packs))
+		enc := Encode(packs)
+		if len(enc) != cap(enc) {
+			t.Fatalf("encoded %d bytes into a buffer of %d", len(enc), cap(enc))
+		}
+		again, err := Decode(enc)
 		if err != nil || !reflect.DeepEqual(again, packs) {
 			t.Fatalf("re-decoding failed: %v", err)
 		}

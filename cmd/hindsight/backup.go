@@ -93,7 +93,7 @@ func (a *app) runBackup(cmd *cobra.Command, path string, fl backupFlags) error {
 		}
 	}
 
-	s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "backup"})
+	s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "backup", removeTemp: true})
 	if err != nil {
 		return err
 	}

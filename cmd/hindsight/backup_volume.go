@@ -45,7 +45,7 @@ In "hindsight mount" the image is a file that "mount -o loop,ro" opens.`,
 			if err != nil {
 				return err
 			}
-			s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "backup-volume"})
+			s, err := a.openRepo(cmd.Context(), openOptions{lock: sharedLock, purpose: "backup-volume", removeTemp: true})
 			if err != nil {
 				return err
 			}

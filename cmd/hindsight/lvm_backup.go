@@ -79,7 +79,7 @@ func (a *app) runLVMBackup(ctx context.Context, m *lvm.Manager, names []string, 
 			return err
 		}
 	}
-	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "lvm backup"})
+	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "lvm backup", removeTemp: true})
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,17 @@ relies on.`,
 	return cmd
 }
 
+// pruneMemoryLimit replaces the CLI's default heap limit for prune. What
+// prune keeps is small and fixed (4 MiB of recently marked blobs, a 1 MiB
+// Bloom filter, an index segment being rewritten); the rest of its heap is
+// trees and buffers dead as soon as they are used, which the default limit
+// let pile up to twice the live data.
+const pruneMemoryLimit = 24 << 20
+
 func (a *app) runPrune(ctx context.Context, fl pruneFlags) error {
+	if a.getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(pruneMemoryLimit)
+	}
 	share, err := parseShare(fl.maxUnused)
 	if err != nil {
 		return usagef("--max-unused: %v", err)
@@ -97,9 +107,6 @@ func (a *app) runPrune(ctx context.Context, fl pruneFlags) error {
 		return err
 	}
 	defer done()
-	// The key derivation's 32 MiB are garbage now: returning them before
-	// the work starts keeps them from adding to the work's own peak.
-	debug.FreeOSMemory()
 	o.Lock = s.lock
 	// Marking what snapshots reference takes most of a prune: its bar
 	// counts the snapshots walked.
@@ -136,7 +143,7 @@ func (a *app) runPrune(ctx context.Context, fl pruneFlags) error {
 // with the packs of the local index protected. done closes everything.
 func (a *app) openPruned(ctx context.Context, name string, o *chunkstore.PruneOptions) (s *session, done func(), err error) {
 	if name == "" {
-		s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "prune"})
+		s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "prune", index: chunkstore.PruneIndexOptions, removeTemp: true})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -152,7 +159,7 @@ func (a *app) openPruned(ctx context.Context, name string, o *chunkstore.PruneOp
 	}
 	cfg, err := a.loadConfig()
 	if err == nil {
-		s, err = a.openSession(local.ctx, cfg, be, openOptions{lock: sharedLock, purpose: "prune", cacheName: "prune-" + name})
+		s, err = a.openSession(local.ctx, cfg, be, openOptions{lock: sharedLock, purpose: "prune", cacheName: "prune-" + name, index: chunkstore.PruneIndexOptions, removeTemp: true})
 	}
 	if err != nil {
 		closeLocal()
@@ -166,7 +173,15 @@ func (a *app) openPruned(ctx context.Context, name string, o *chunkstore.PruneOp
 // condemned packs need not wait for them to end. Any other purpose, one
 // this version does not know included, is waited for. check is waited
 // for: a pack deleted under it would look lost.
-func readsOnly(l lock.Info) bool { return unguardedReader(l.Purpose) }
+//
+// forget removes records and writes history rows in its index, never a
+// record: a pack's deletion waits only for processes that could name its
+// blobs in a new record (see chunkstore.PruneOptions), and a record
+// removed makes fewer blobs referenced, never more. Its lock is exclusive,
+// so it holds none while prune runs; but a forget waiting for prune's lock
+// writes one on each try, which prune's listing may catch. (tag is not
+// here: it writes a record.)
+func readsOnly(l lock.Info) bool { return l.Purpose == "forget" || unguardedReader(l.Purpose) }
 
 // parseShare reads a percentage such as 5% or 12.5 (percent either way).
 func parseShare(s string) (float64, error) {

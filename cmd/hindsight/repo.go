@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
+	"github.com/hindsight-backup/hindsight/chunkstore/index"
 	"github.com/hindsight-backup/hindsight/chunkstore/lock"
 	"github.com/hindsight-backup/hindsight/remote"
 	"github.com/hindsight-backup/hindsight/remote/local"
@@ -147,6 +149,12 @@ type openOptions struct {
 	// directory of the repository's cache: one per remote for
 	// 'prune --remote', since several remotes share the repository's ID.
 	cacheName string
+	// index bounds the index's memory when this process opens it; zero
+	// values take the index's defaults.
+	index index.Options
+	// removeTemp, for commands that write the repository, removes under
+	// the lock what Saves killed before they finished left behind.
+	removeTemp bool
 }
 
 // session is an open, possibly locked repository. ctx is cancelled when
@@ -162,6 +170,17 @@ type session struct {
 	// readOnly: a local repository this process cannot write, opened
 	// without a lock, its index in the cache (readonly.go).
 	readOnly bool
+}
+
+// removeStaleTemp is best effort: a leftover temporary file costs only
+// space, and the next writer tries again.
+func (s *session) removeStaleTemp() {
+	n, err := s.repo.RemoveStaleTemp(s.ctx, s.lock)
+	if err != nil {
+		s.app.log.Warn("could not remove temporary files that interrupted writes left", "err", err)
+	} else if n > 0 {
+		s.app.log.Info("removed temporary files that interrupted writes left", "files", n)
+	}
 }
 
 // openRepo locates, unlocks and locks the repository. The password is
@@ -215,7 +234,7 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 			return nil, err
 		}
 	}
-	opts := chunkstore.Options{Password: pw.value, NoIndex: true}
+	opts := chunkstore.Options{Password: pw.value, NoIndex: true, Index: o.index}
 	if opts.IndexDir, opts.ScratchDir, err = a.repoDirs(be, id, o.cacheName, unwritable != nil); err != nil {
 		return nil, err
 	}
@@ -239,6 +258,11 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 		}
 		return nil, err
 	}
+	if info.Encrypted() {
+		// The key derivation's memory is garbage now: returned before the
+		// command's own work starts, it does not add to that work's peak.
+		debug.FreeOSMemory()
+	}
 	// Locking after the password is checked: a wrong password writes
 	// nothing, not even a lock object.
 	if unwritable != nil {
@@ -254,6 +278,9 @@ func (a *app) openSession(ctx context.Context, cfg *fileConfig, be remote.Backen
 			return nil, err
 		}
 		go s.watchLock()
+		if o.removeTemp {
+			s.removeStaleTemp()
+		}
 	}
 	if o.noIndex {
 		return s, nil

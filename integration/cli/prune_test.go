@@ -111,3 +111,49 @@ func TestPruneWhileBackingUp(t *testing.T) {
 	checkClean(t, repo)
 	verifyRestores(t, repo, workers)
 }
+
+// TestPruneRemovesStaleTempFiles: a process killed in the middle of
+// writing an object leaves a temporary file in a local repository. The
+// next backup or prune removes those whose last write is older than a
+// stale lock, and leaves younger ones, which a live writer may still be
+// writing.
+func TestPruneRemovesStaleTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	repo, src := filepath.Join(dir, "repo"), filepath.Join(dir, "src")
+	initRepo(t, repo)
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "a"), []byte("a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leave := func(name string, age time.Duration) string {
+		p := filepath.Join(repo, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("half a pack"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		when := time.Now().Add(-age)
+		if err := os.Chtimes(p, when, when); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	exists := func(p string) bool {
+		_, err := os.Stat(p)
+		return err == nil
+	}
+	for _, cmd := range [][]string{{"backup", "--repo", repo, src}, {"prune", "--repo", repo}} {
+		stale := leave("packs/00/.tmp-STALE"+cmd[0], 31*time.Minute)
+		young := leave("snapshots/.tmp-YOUNG"+cmd[0], 29*time.Minute)
+		mustHSWith(t, pruneEnv(t), cmd...)
+		if exists(stale) {
+			t.Errorf("%s left %s, written 31 minutes ago", cmd[0], stale)
+		}
+		if !exists(young) {
+			t.Errorf("%s removed %s, written 29 minutes ago", cmd[0], young)
+		}
+	}
+}

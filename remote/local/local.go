@@ -34,8 +34,9 @@ type Backend struct {
 }
 
 var (
-	_ remote.Backend   = (*Backend)(nil)
-	_ remote.FileSaver = (*Backend)(nil)
+	_ remote.Backend     = (*Backend)(nil)
+	_ remote.FileSaver   = (*Backend)(nil)
+	_ remote.TempRemover = (*Backend)(nil)
 )
 
 // dirMode keeps the repository private to its owner, as restic does: key
