@@ -20,15 +20,17 @@ const noSpace = "no space left on device"
 // each one here needs well under a second when it works.
 const promptLimit = 30 * time.Second
 
-// TestDiskFullRepository backs up 95 MiB into a repository on a 48 MiB
+// TestDiskFullRepository backs up 95 MiB into a repository on a 64 MiB
 // filesystem. The backup must fail saying why and record nothing. The
-// small files alone (5 MiB) fit in what the failed backup leaves free
-// whether or not a pack it finished holds them (with two readers, the big
-// file's chunks share packs with theirs): removing the big source file
-// frees nothing on the repository's disk, and nothing (no prune) can
-// remove the unreferenced pack.
+// small files alone (5 MiB) must then fit in what the failed backup
+// leaves free whether or not the pack it finished holds them (with two
+// readers, the big file's chunks share packs with theirs): removing the
+// big source file frees nothing on the repository's disk, and nothing (no
+// prune) can remove the unreferenced pack. A pack closes at 32 MiB plus
+// its last chunk (8 MiB at most), so about 15 MiB stay free; on a 48 MiB
+// filesystem a pack of big-file chunks left 4.3 MiB, too little.
 func TestDiskFullRepository(t *testing.T) {
-	mnt, _ := loopMount(t, "ext4", 48*mib, "-q")
+	mnt, _ := loopMount(t, "ext4", 64*mib, "-q")
 	repo := filepath.Join(mnt, "repo")
 	initRepo(t, repo)
 	src := t.TempDir()
