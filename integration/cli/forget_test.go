@@ -236,7 +236,13 @@ func withMount(t *testing.T, repo string, fn func(mnt string)) {
 	t.Helper()
 	mnt := t.TempDir()
 	p := start(t, "mount", "--repo", repo, mnt)
-	waitFor(t, 30*time.Second, "the mount", func() bool { return isMountPoint(mnt) || p.exited() })
+	// /proc/mounts lists the mount before go-fuse's own first request (its
+	// poll probe holds a file open) is done; an unmount then fails with
+	// EBUSY. The command says when it is ready, as a person would wait for.
+	ready := "mounted at " + mnt + ";"
+	waitFor(t, 30*time.Second, "the mount", func() bool {
+		return isMountPoint(mnt) && strings.Contains(p.stderr.String(), ready) || p.exited()
+	})
 	if p.exited() {
 		t.Fatalf("mount exited: %s", p.wait(t))
 	}
