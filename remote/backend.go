@@ -73,13 +73,23 @@ type TempRemover interface {
 // RemoveTemp calls the RemoveTemp of b, or of the backend b's wrappers
 // wrap; for a backend that leaves no temporary files it does nothing.
 func RemoveTemp(ctx context.Context, b Backend, before time.Time) (int, error) {
+	if tr, ok := As[TempRemover](b); ok {
+		return tr.RemoveTemp(ctx, before)
+	}
+	return 0, nil
+}
+
+// As returns b, or the first backend b's wrappers wrap, that is a T: a
+// capability (TempRemover) or a concrete backend (*local.Backend).
+func As[T any](b Backend) (T, bool) {
 	for {
-		if tr, ok := b.(TempRemover); ok {
-			return tr.RemoveTemp(ctx, before)
+		if t, ok := b.(T); ok {
+			return t, true
 		}
 		w, ok := b.(Wrapper)
 		if !ok {
-			return 0, nil
+			var zero T
+			return zero, false
 		}
 		b = w.Unwrap()
 	}

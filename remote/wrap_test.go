@@ -227,3 +227,16 @@ func TestConcurrencyFailedLoadReleases(t *testing.T) {
 		}
 	}
 }
+
+// TestAs finds the backend under any stack of wrappers, and reports its
+// absence without a panic.
+func TestAs(t *testing.T) {
+	plain := newFake()
+	w := Wrap(plain, WrapOptions{Retry: &RetryOptions{}, UploadRate: 1 << 20, Connections: 2})
+	if got, ok := As[*fakeBackend](w); !ok || got != plain {
+		t.Errorf("As through Wrap = %v, %v; want the wrapped backend", got, ok)
+	}
+	if _, ok := As[*fakeFileSaver](w); ok {
+		t.Error("As found a type the stack does not hold")
+	}
+}

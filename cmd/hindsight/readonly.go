@@ -50,16 +50,11 @@ func (e *readOnlyError) Unwrap() error { return e.err }
 // localDir returns the directory of be, or of the local backend its
 // decorators wrap (clone's source is opened like a remote).
 func localDir(be remote.Backend) (string, bool) {
-	for {
-		switch b := be.(type) {
-		case *local.Backend:
-			return b.Location(), true
-		case remote.Wrapper:
-			be = b.Unwrap()
-		default:
-			return "", false
-		}
+	lb, ok := remote.As[*local.Backend](be)
+	if !ok {
+		return "", false
 	}
+	return lb.Location(), true
 }
 
 // notWritable returns why dir, a local repository, cannot be written, or

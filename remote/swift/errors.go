@@ -35,9 +35,9 @@ func status(err error) int {
 // fail turns an ncw/swift error into one that errors.Is can classify and
 // remote.WithRetry can judge: a cancelled ctx wins; 404 is ErrNotExist;
 // 401 (after ncw/swift's own re-authentication) and 403 are
-// ErrAccessDenied, or ErrTokenRefused for a token it cannot renew; other 4xx are permanent; 5xx, 408 (also ncw/swift's
-// own timeout), 422 (a body damaged on the way), 429, 498 and transport
-// errors are left transient.
+// ErrAccessDenied, or ErrTokenRefused for a token it cannot renew; other
+// 4xx are permanent; 5xx, 408 (also ncw/swift's own timeout), 422 (a body
+// damaged on the way), 429, 498 and transport errors are left transient.
 func (b *Backend) fail(ctx context.Context, op, name string, err error) error {
 	where := fmt.Sprintf("swift: %s %s", op, b.cfg)
 	if name != "" {
