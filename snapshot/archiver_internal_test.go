@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 )
 
 // TestUnchangedOnNewDevice: an LVM snapshot is a new device on every run;
@@ -90,6 +92,32 @@ func TestDirectReaderAt(t *testing.T) {
 		}
 		if !bytes.Equal(buf[:n], data[tt.off:tt.off+int64(n)]) {
 			t.Errorf("ReadAt(%d bytes at %d) returned other bytes", tt.n, tt.off)
+		}
+	}
+}
+
+// TestGuideAfter: a chunk found by its ID leads to the chunk that followed
+// it in the parent, unless the parent held it more than once.
+func TestGuideAfter(t *testing.T) {
+	id := func(b byte) blob.ID { return blob.ID{b} }
+	zeros := id(9)
+	g := newGuide([]Chunk{
+		{ID: id(1), Size: 10}, {ID: zeros, Size: 10}, {ID: zeros, Size: 10},
+		{ID: id(2), Size: 10}, {Size: 10}, {ID: id(3), Size: 10},
+	})
+	tests := []struct {
+		id   blob.ID
+		want int
+	}{
+		{id(1), 1},
+		{zeros, -1}, // held twice: which one came before is unknown
+		{id(2), 4},
+		{id(3), -1}, // the last chunk
+		{id(4), -1}, // never seen
+	}
+	for _, tt := range tests {
+		if got := g.after(tt.id); got != tt.want {
+			t.Errorf("after(%s) = %d, want %d", tt.id.Short(), got, tt.want)
 		}
 	}
 }

@@ -68,6 +68,11 @@ func (g *guide) startingAt(off int64) int {
 
 // after returns the index of the chunk that follows one with the given ID
 // in the parent, or -1. The index holds four bytes a chunk, not a map.
+// A chunk the parent holds more than once (a run of zeros, most often)
+// says nothing about what follows it: a wrong guess costs a read and a
+// hash, and each failed try makes the chunker go on longer before the
+// next (see chunkRange), so zeros written over a file kept the guide
+// away from most of what followed them.
 func (g *guide) after(id blob.ID) int {
 	g.byIDOnce.Do(func() {
 		g.byID = make([]int32, 0, len(g.chunks))
@@ -80,6 +85,9 @@ func (g *guide) after(id blob.ID) int {
 	})
 	k := sort.Search(len(g.byID), func(k int) bool { return bytes.Compare(g.chunks[g.byID[k]].ID[:], id[:]) >= 0 })
 	if k == len(g.byID) || g.chunks[g.byID[k]].ID != id || int(g.byID[k])+1 == len(g.chunks) {
+		return -1
+	}
+	if k+1 < len(g.byID) && g.chunks[g.byID[k+1]].ID == id {
 		return -1
 	}
 	return int(g.byID[k]) + 1
