@@ -185,6 +185,19 @@ func (r *Repository) LoadSegment(ctx context.Context, id blob.ID) ([]segment.Pac
 
 // loadSegment is LoadSegment for a segment of a known size.
 func (r *Repository) loadSegment(ctx context.Context, id blob.ID, size int64) ([]segment.Pack, error) {
+	plain, err := r.openSegment(ctx, id, size)
+	if err != nil {
+		return nil, err
+	}
+	packs, err := segment.Decode(plain)
+	if err != nil {
+		return nil, fmt.Errorf("index segment %s: %w: %w", id, ErrCorrupt, err)
+	}
+	return packs, nil
+}
+
+// openSegment returns the plaintext of a segment of a known size.
+func (r *Repository) openSegment(ctx context.Context, id blob.ID, size int64) ([]byte, error) {
 	b, err := loadSized(ctx, r.be, segmentsPrefix+id.String(), size)
 	if err != nil {
 		return nil, err
@@ -196,11 +209,7 @@ func (r *Repository) loadSegment(ctx context.Context, id blob.ID, size int64) ([
 	if err != nil {
 		return nil, fmt.Errorf("index segment %s: %w: %w", id, ErrCorrupt, err)
 	}
-	packs, err := segment.Decode(plain)
-	if err != nil {
-		return nil, fmt.Errorf("index segment %s: %w: %w", id, ErrCorrupt, err)
-	}
-	return packs, nil
+	return plain, nil
 }
 
 // mergeSegment adds a segment's packs to idx, those for which keep holds

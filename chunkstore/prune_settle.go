@@ -176,24 +176,31 @@ func (p *pruner) rewriteSegments(ctx context.Context, doomed map[blob.ID]int64) 
 		if err != nil {
 			continue
 		}
-		packs, err := p.r.loadSegment(ctx, id, fi.Size)
+		// Packs one at a time: the first backup's segment lists a hundred
+		// thousand blobs, which decoded all at once were prune's peak.
+		plain, err := p.r.openSegment(ctx, id, fi.Size)
+		var out []byte
+		var kept int
+		var findErr error
+		if err == nil {
+			out, kept, err = segment.Filter(plain, func(sp *segment.Pack) (bool, error) {
+				if _, ok := doomed[sp.ID]; ok {
+					return false, nil
+				}
+				findErr = p.findCopies(sp)
+				return true, findErr
+			})
+		}
+		if findErr != nil {
+			return findErr
+		}
 		if err != nil {
 			// Index rebuild skips it too; check reports it.
 			p.o.Logger.Warn("prune: skipping an unreadable index segment", "segment", id.String(), "err", err)
 			continue
 		}
-		kept := packs[:0]
-		for _, sp := range packs {
-			if _, ok := doomed[sp.ID]; ok {
-				continue
-			}
-			if err := p.findCopies(sp); err != nil {
-				return err
-			}
-			kept = append(kept, sp)
-		}
-		if len(kept) < len(packs) {
-			if err := p.replaceSegment(ctx, id, kept); err != nil {
+		if out != nil {
+			if err := p.replaceSegment(ctx, id, out, kept); err != nil {
 				return err
 			}
 		}
@@ -206,12 +213,12 @@ func (p *pruner) rewriteSegments(ctx context.Context, doomed map[blob.ID]int64) 
 		if err != nil {
 			return nil // a pack gone or damaged holds no copy to point at
 		}
-		return p.findCopies(sp)
+		return p.findCopies(&sp)
 	})
 }
 
 // findCopies records sp's copies of doomed blobs, if the index knows sp.
-func (p *pruner) findCopies(sp segment.Pack) error {
+func (p *pruner) findCopies(sp *segment.Pack) error {
 	known := false
 	for _, b := range sp.Blobs {
 		ref := index.BlobRef{Type: b.Type, ID: b.ID}
@@ -239,9 +246,11 @@ func (p *pruner) findCopies(sp segment.Pack) error {
 	return nil
 }
 
-func (p *pruner) replaceSegment(ctx context.Context, old blob.ID, packs []segment.Pack) error {
-	if len(packs) > 0 {
-		id, err := p.r.saveSegment(ctx, packs)
+// replaceSegment stores plain, the plaintext of a segment listing kept
+// packs, in place of the segment old.
+func (p *pruner) replaceSegment(ctx context.Context, old blob.ID, plain []byte, kept int) error {
+	if kept > 0 {
+		id, err := p.r.saveSegmentPlain(ctx, plain)
 		if err != nil {
 			return err
 		}

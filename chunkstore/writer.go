@@ -25,8 +25,11 @@ import (
 const maxFinishing = 2
 
 // segmentBlobs is how many blob entries an index segment collects before it
-// is written, bounding the memory held for segments (~80 bytes an entry).
-const segmentBlobs = 64 << 10
+// is written, bounding the memory held for segments (~80 bytes an entry
+// here, ~45 encoded). Whoever reads a segment holds it whole, sealed and
+// opened: at 64Ki entries, prune's rewrite of one such segment (2.8 MiB
+// sealed) held four copies and was prune's peak memory.
+const segmentBlobs = 16 << 10
 
 type blobKey struct {
 	t  blob.Type
@@ -425,7 +428,12 @@ func (w *writer) writeSegmentLocked(ctx context.Context) error {
 
 // saveSegment stores an index segment listing packs and returns its ID.
 func (r *Repository) saveSegment(ctx context.Context, packs []segment.Pack) (blob.ID, error) {
-	sealed, err := r.codec.Seal(nil, segment.Encode(packs), codec.ADIndexSegment)
+	return r.saveSegmentPlain(ctx, segment.Encode(packs))
+}
+
+// saveSegmentPlain stores an index segment's plaintext and returns its ID.
+func (r *Repository) saveSegmentPlain(ctx context.Context, plain []byte) (blob.ID, error) {
+	sealed, err := r.codec.Seal(nil, plain, codec.ADIndexSegment)
 	if err != nil {
 		return blob.ID{}, err
 	}

@@ -143,16 +143,36 @@ func (d *decoder) id() (id blob.ID) {
 
 // Decode parses a segment's plaintext.
 func Decode(b []byte) ([]Pack, error) {
+	var packs []Pack
+	err := Each(b, func(p *Pack, _ []byte) error {
+		packs = append(packs, Pack{ID: p.ID, Size: p.Size, Blobs: append(make([]Blob, 0, len(p.Blobs)), p.Blobs...)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if packs == nil {
+		packs = []Pack{}
+	}
+	return packs, nil
+}
+
+// Each calls fn with each pack of a segment's plaintext in turn, and with
+// the bytes that encode it, so that a segment of a hundred thousand blobs
+// is read without holding all of them decoded. fn must not keep p: its
+// Blobs are reused for the next pack. An error from fn ends the walk.
+func Each(b []byte, fn func(p *Pack, enc []byte) error) error {
 	if len(b) == 0 || b[0] != version {
-		return nil, fmt.Errorf("index segment: unknown version")
+		return fmt.Errorf("index segment: unknown version")
 	}
 	d := &decoder{b: b[1:]}
 	n := d.uvarint(uint64(len(d.b) / minPackBytes))
-	packs := make([]Pack, 0, n)
+	var p Pack
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		p := Pack{ID: d.id(), Size: int64(d.uvarint(math.MaxInt64))}
+		start := d.b
+		p.ID, p.Size = d.id(), int64(d.uvarint(math.MaxInt64))
 		m := d.uvarint(uint64(len(d.b) / minBlobBytes))
-		p.Blobs = make([]Blob, 0, m)
+		p.Blobs = p.Blobs[:0]
 		for j := uint64(0); j < m && d.err == nil; j++ {
 			e := Blob{Type: blob.Type(d.byte())}
 			if d.err == nil && !e.Type.Valid() {
@@ -165,13 +185,53 @@ func Decode(b []byte) ([]Pack, error) {
 			e.Compression = d.byte()
 			p.Blobs = append(p.Blobs, e)
 		}
-		packs = append(packs, p)
+		if d.err == nil {
+			if err := fn(&p, start[:len(start)-len(d.b)]); err != nil {
+				return err
+			}
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("index segment: %w", d.err)
+		return fmt.Errorf("index segment: %w", d.err)
 	}
-	return packs, nil
+	return nil
+}
+
+// Filter rewrites the segment b in place without the packs for which keep
+// says false, and returns the result, or nil where it keeps them all (b is
+// then unchanged), and how many packs it kept. Kept packs are moved as they
+// were encoded: a pack only ever moves towards the start, over bytes
+// already read, and the new header is no longer than the old one. keep
+// must not keep p. After an error, b may be partly rewritten.
+func Filter(b []byte, keep func(p *Pack) (bool, error)) (out []byte, kept int, err error) {
+	body, w := 0, -1 // where the packs begin; where the next kept one goes once one was dropped
+	err = Each(b, func(p *Pack, enc []byte) error {
+		off := cap(b) - cap(enc) // enc is a part of b
+		if body == 0 {
+			body = off
+		}
+		ok, err := keep(p)
+		switch {
+		case err != nil:
+			return err
+		case !ok && w < 0:
+			w = off
+		case ok && w >= 0:
+			w += copy(b[w:], enc)
+		}
+		if ok {
+			kept++
+		}
+		return nil
+	})
+	if err != nil || w < 0 {
+		return nil, kept, err
+	}
+	head := binary.AppendUvarint([]byte{version}, uint64(kept))
+	start := body - len(head)
+	copy(b[start:], head)
+	return b[start:w], kept, nil
 }
