@@ -10,6 +10,7 @@ import (
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
 	"github.com/hindsight-backup/hindsight/chunkstore/lock"
+	"golang.org/x/sync/semaphore"
 )
 
 // Prune removes what no snapshot references, under a shared lock: backups
@@ -145,16 +146,16 @@ const scratchCache, scratchMemTable = 1 << 20, 2 << 20
 // the index itself. Prune scans the index in key order (the usage step)
 // and looks blobs up where it repacks or settles, each about once: the
 // page cache serves both nearly as well as the index's own cache, which
-// counts toward the process's memory. The memtable keeps its default: the
-// index replays what backups left in its write-ahead log when it opens,
-// and a smaller memtable flushes that in more pieces, which then cost
-// compactions. Measured on a repository of 110,000 files and 30
-// snapshots, forgetting 15: with the index's cache at 8 MiB as for
-// backups, the scratch's at 2+2 MiB and the CLI's heap limit, prune
-// peaked at 78 MiB; with these bounds and prune's heap limit, at 57 MiB,
-// in no more CPU time. A backup that starts while prune serves the index
-// shares these bounds.
-var PruneIndexOptions = index.Options{CacheSize: 1 << 20}
+// counts toward the process's memory. Measured on a repository of
+// 110,000 files and 30 snapshots, forgetting 15: with the index's cache at
+// 8 MiB as for backups, the scratch's at 2+2 MiB and the CLI's heap limit,
+// prune peaked at 78 MiB; with these bounds and prune's heap limit, at 57
+// MiB, in no more CPU time. The memtable is half the default: forget,
+// which deletes and rewrites a snapshot's history rows, peaked 5 MiB
+// lower with it, prune 1–2 MiB, for more flushes of what the index replays
+// from its write-ahead log at open. A backup that starts while prune or
+// forget serves the index shares these bounds.
+var PruneIndexOptions = index.Options{CacheSize: 1 << 20, MemTableSize: 2 << 20}
 
 // ErrPruneRunning says another prune holds a lock on the repository.
 var ErrPruneRunning = errors.New("another prune is running")
@@ -166,6 +167,7 @@ type pruner struct {
 	stepMu  sync.Mutex // one Step call at a time
 	st      PruneStats
 	scratch *index.Scratch
+	copying *semaphore.Weighted // repackBudget
 	doomed  doomedFilter
 	remotes []string // names whose "r" keys go with deleted packs
 }
@@ -188,7 +190,7 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (PruneStats, err
 	if err != nil {
 		return PruneStats{}, err
 	}
-	p := &pruner{r: r, o: o, scratch: scratch}
+	p := &pruner{r: r, o: o, scratch: scratch, copying: semaphore.NewWeighted(repackBudget)}
 	err = p.run(ctx)
 	if cerr := scratch.Close(); err == nil {
 		err = cerr

@@ -16,6 +16,9 @@ func (p *pruner) repack(ctx context.Context, packs []blob.ID) error {
 	if len(packs) == 0 {
 		return nil
 	}
+	// The stored forms of the blobs copied stay pooled for loads to come,
+	// which in prune are few and small.
+	defer storedBuffers.Drop()
 	if err := parallel(ctx, p.o.Jobs, packs, p.repackPack); err != nil {
 		return err
 	}
@@ -27,7 +30,6 @@ func (p *pruner) repackPack(ctx context.Context, id blob.ID) error {
 	if err != nil {
 		return fmt.Errorf("repack %s: %w", id, err)
 	}
-	var plain []byte
 	copied := 0
 	for _, e := range entries {
 		if live, err := p.placedIn(id, e); err != nil || !live {
@@ -36,7 +38,7 @@ func (p *pruner) repackPack(ctx context.Context, id blob.ID) error {
 			}
 			continue
 		}
-		if plain, err = p.copyBlob(ctx, id, e, plain); err != nil {
+		if err := p.copyBlob(ctx, id, e); err != nil {
 			return err
 		}
 		copied++
@@ -65,23 +67,34 @@ func (p *pruner) placedIn(id blob.ID, e pack.Entry) (bool, error) {
 	return !known, err
 }
 
+// repackBudget bounds the bytes that repack's workers hold at once: a
+// blob's stored form and its plaintext, up to 8 MiB each for the largest
+// chunks (one such blob is copied alone, holding twice the budget). Four
+// workers copying large blobs were prune's peak memory.
+const repackBudget = 8 << 20
+
 // copyBlob stores a blob's bytes, as they are, in a new pack: a blob's
 // seal binds its ID, type and compression, not its place. It decodes them
 // first, so that damage is not copied into a pack that looks sound.
-func (p *pruner) copyBlob(ctx context.Context, src blob.ID, e pack.Entry, buf []byte) ([]byte, error) {
+func (p *pruner) copyBlob(ctx context.Context, src blob.ID, e pack.Entry) error {
+	held := min(int64(e.Length)+int64(e.RawLength), repackBudget)
+	if err := p.copying.Acquire(ctx, held); err != nil {
+		return err
+	}
+	defer p.copying.Release(held)
 	stored, err := p.r.readRange(ctx, src, int64(e.Offset), int64(e.Length))
 	if err != nil {
-		return buf, err
+		return err
 	}
 	defer storedBuffers.Put(stored)
-	plain, err := p.r.codec.Decode(buf[:0], e.Type, e.ID, e.Compression, int(e.RawLength), stored)
+	plain, err := p.r.codec.Decode(nil, e.Type, e.ID, e.Compression, int(e.RawLength), stored)
 	if err == nil && p.r.key.BlobID(plain) != e.ID {
 		err = fmt.Errorf("content does not hash to its ID")
 	}
 	if err != nil {
-		return buf, &CorruptPackError{Pack: src, Blob: e.ID, Err: err}
+		return &CorruptPackError{Pack: src, Blob: e.ID, Err: err}
 	}
-	return plain, p.r.addStored(ctx, e.Type, e.ID, e.Compression, int(e.RawLength), stored)
+	return p.r.addStored(ctx, e.Type, e.ID, e.Compression, int(e.RawLength), stored)
 }
 
 // addStored adds a blob in its stored form to the pack being written,

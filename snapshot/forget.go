@@ -85,7 +85,9 @@ func Forget(ctx context.Context, repo EditRepo, ids []blob.ID) error {
 	for _, s := range all {
 		keep[s.ID] = !gone[s.ID]
 	}
-	view := NewView(repo, ViewOptions{})
+	// Rows are checked in path order, so a directory's tree is looked up
+	// again and again, then never: a few MiB of trees serve that.
+	view := NewView(repo, ViewOptions{TreeCache: 2 << 20})
 	for _, p := range plans {
 		if err := p.trimRows(ctx, repo, view, keep); err != nil {
 			return err

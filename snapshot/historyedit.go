@@ -10,7 +10,7 @@ import (
 
 // sweepBatch bounds the rows deleted at once, as history batches bound
 // the rows written.
-const sweepBatch = 5000
+const sweepBatch = 1000
 
 // sweepRows deletes the rows of source that drop selects, in one scan.
 // Deleting while scanning is safe: the scan reads the rows as they were

@@ -70,7 +70,10 @@ type HistoryBatch struct {
 // so that *DB and *Shared satisfy Store; the value is a *HistoryBatch.
 func (d *DB) NewHistoryBatch() HistoryWriter { return &HistoryBatch{d: d, b: d.db.NewBatch()} }
 
-const historyBatchRows = 10000
+// historyBatchRows bounds a batch of history rows: a row's key and value
+// take ~200 bytes, and Pebble's batch buffer doubles as it grows, so 2500
+// rows hold at most 1 MiB (10,000 held 2 MiB and more of forget's heap).
+const historyBatchRows = 2500
 
 // Put adds a row, committing (without sync) every historyBatchRows rows.
 func (h *HistoryBatch) Put(r *HistoryRow) error {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/snapshot"
 )
@@ -110,7 +111,8 @@ func (fl *forgetFlags) check(args []string) error {
 }
 
 func (a *app) runForget(ctx context.Context, args []string, fl forgetFlags) error {
-	s, err := a.openRepo(ctx, openOptions{lock: recordsLock, purpose: "forget"})
+	a.lowerMemoryLimit()
+	s, err := a.openRepo(ctx, openOptions{lock: recordsLock, purpose: "forget", index: chunkstore.PruneIndexOptions})
 	if err != nil {
 		return err
 	}

@@ -75,17 +75,24 @@ relies on.`,
 	return cmd
 }
 
-// pruneMemoryLimit replaces the CLI's default heap limit for prune. What
-// prune keeps is small and fixed (4 MiB of recently marked blobs, a 1 MiB
-// Bloom filter, an index segment being rewritten); the rest of its heap is
-// trees and buffers dead as soon as they are used, which the default limit
-// let pile up to twice the live data.
-const pruneMemoryLimit = 24 << 20
+// maintenanceMemoryLimit replaces the CLI's default heap limit for prune
+// and forget. What they keep is small and fixed (prune: 4 MiB of recently
+// marked blobs, a 1 MiB Bloom filter; forget: 2 MiB of trees); the rest of
+// their heap is trees, rows and buffers dead as soon as they are used,
+// which the default limit let pile up to twice the live data. At 16 MiB
+// the collector runs more often (prune: ~8% of its CPU) and prune's peak
+// RSS fell by 5 MiB; at 12 MiB it ran twice as long for no less memory.
+const maintenanceMemoryLimit = 16 << 20
+
+// lowerMemoryLimit applies maintenanceMemoryLimit unless GOMEMLIMIT is set.
+func (a *app) lowerMemoryLimit() {
+	if a.getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(maintenanceMemoryLimit)
+	}
+}
 
 func (a *app) runPrune(ctx context.Context, fl pruneFlags) error {
-	if a.getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(pruneMemoryLimit)
-	}
+	a.lowerMemoryLimit()
 	share, err := parseShare(fl.maxUnused)
 	if err != nil {
 		return usagef("--max-unused: %v", err)

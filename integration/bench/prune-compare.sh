@@ -15,9 +15,8 @@
 # backups of the dataset, each after a different 1% mutation (mutate.sh
 # DIR pcI, reverted after the backup), so that every snapshot holds data of
 # its own. Then, timed under /usr/bin/time (wall seconds, peak RSS):
-#   hindsight: remove the oldest half's records from snapshots/ (what
-#              forget does; it is not in this version, and takes no time
-#              next to prune), then `hindsight prune` (default --max-unused 5%)
+#   hindsight: `hindsight forget --keep-last N/2`, then `hindsight prune`
+#              (default --max-unused 5%); peak RSS is the larger of the two
 #   restic:    `restic forget --keep-last N/2 --prune` (default max-unused 5%)
 #   kopia:     `kopia snapshot delete --delete` of the oldest half, then
 #              `kopia maintenance run --full --safety=none` (without
@@ -113,10 +112,7 @@ do_forget_prune() {
   local tool=$1 d=$2 keep=$3
   case $tool in
     hindsight)
-      # The records were written one backup after the other: the oldest
-      # by modification time are the oldest snapshots.
-      # shellcheck disable=SC2012
-      ls -tr "$d/repo/snapshots" | head -n "-$keep" | while read -r id; do rm "$d/repo/snapshots/$id"; done
+      "$HINDSIGHT" forget --repo "$d/repo" --quiet --keep-last "$keep" &&
       "$HINDSIGHT" prune --repo "$d/repo" ;;
     restic) "$RESTIC" forget --keep-last "$keep" --prune ;;
     kopia)
