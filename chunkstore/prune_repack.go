@@ -16,9 +16,6 @@ func (p *pruner) repack(ctx context.Context, packs []blob.ID) error {
 	if len(packs) == 0 {
 		return nil
 	}
-	// The stored forms of the blobs copied stay pooled for loads to come,
-	// which in prune are few and small.
-	defer storedBuffers.Drop()
 	if err := parallel(ctx, p.o.Jobs, packs, p.repackPack); err != nil {
 		return err
 	}
@@ -86,7 +83,9 @@ func (p *pruner) copyBlob(ctx context.Context, src blob.ID, e pack.Entry) error 
 	if err != nil {
 		return err
 	}
-	defer storedBuffers.Put(stored)
+	// Not put back in the pool: pooled, the largest blobs copied would
+	// stay alive beside those in flight, for loads that in prune are few
+	// and small.
 	plain, err := p.r.codec.Decode(nil, e.Type, e.ID, e.Compression, int(e.RawLength), stored)
 	if err == nil && p.r.key.BlobID(plain) != e.ID {
 		err = fmt.Errorf("content does not hash to its ID")
