@@ -93,6 +93,14 @@ func TestDirectReaderAt(t *testing.T) {
 		if !bytes.Equal(buf[:n], data[tt.off:tt.off+int64(n)]) {
 			t.Errorf("ReadAt(%d bytes at %d) returned other bytes", tt.n, tt.off)
 		}
+		// readChunk reads the same, without a bounce copy, or fails.
+		got, err := directReaderAt{f}.readChunk(tt.off, int(tt.n))
+		if tt.wantEOF != (err != nil) {
+			t.Errorf("readChunk(%d bytes at %d): %v, want EOF %v", tt.n, tt.off, err, tt.wantEOF)
+		}
+		if err == nil && !bytes.Equal(got, data[tt.off:tt.off+tt.n]) {
+			t.Errorf("readChunk(%d bytes at %d) returned other bytes", tt.n, tt.off)
+		}
 	}
 }
 

@@ -109,16 +109,17 @@ func (a *archiver) followGuide(ctx context.Context, r io.ReaderAt, pos, end int6
 		if stop := pos + int64(size); stop > end || g.forced(i) && stop != end {
 			break
 		}
-		buf := chunkBuffers.Get(size)[:size]
-		held := a.budget(cap(buf))
+		// The budget is taken before the buffer, for a chunk's size and
+		// the alignment slack a direct read adds.
+		held := a.budget(size + 3*directAlign)
 		if err := a.inFlight.Acquire(ctx, held); err != nil {
-			chunkBuffers.Put(buf)
 			return out, pos, err
 		}
+		buf, err := readChunk(r, pos, size)
 		var id blob.ID
 		same := false
 		// A read error or a short file is the chunker's to report.
-		if _, err := r.ReadAt(buf, pos); err == nil {
+		if err == nil {
 			if c.ID.IsZero() {
 				same = a.zeroHoles && allZero(buf)
 			} else {
@@ -149,6 +150,16 @@ func (a *archiver) followGuide(ctx context.Context, r io.ReaderAt, pos, end int6
 		pos += int64(size)
 	}
 	return out, pos, nil
+}
+
+// readChunk reads n bytes of r at off into a buffer of chunkBuffers.
+func readChunk(r io.ReaderAt, off int64, n int) ([]byte, error) {
+	if d, ok := r.(directReaderAt); ok {
+		return d.readChunk(off, n)
+	}
+	buf := chunkBuffers.Get(n)[:n]
+	_, err := r.ReadAt(buf, off)
+	return buf, err
 }
 
 func (a *archiver) guided(n int) {
