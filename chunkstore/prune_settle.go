@@ -176,8 +176,9 @@ func (p *pruner) rewriteSegments(ctx context.Context, doomed map[blob.ID]int64) 
 		if err != nil {
 			continue
 		}
-		// Packs one at a time: the first backup's segment lists a hundred
-		// thousand blobs, which decoded all at once were prune's peak.
+		// Packs one at a time, rewritten in place: segments written
+		// before writers closed them at 16Ki blobs list 64Ki, which
+		// decoded all at once, re-encoded and sealed were prune's peak.
 		plain, err := p.r.openSegment(ctx, id, fi.Size)
 		var out []byte
 		var kept int
