@@ -115,7 +115,14 @@ func TestCorruptPack(t *testing.T) {
 	small(t, src)
 	r.backup(t, src)
 	old := packs(t, r.dir)
-	if err := os.WriteFile(filepath.Join(src, "victim.bin"), random(3 << 20)[1:], 0o644); err != nil {
+	// Content of its own: random(n) is a prefix of big.bin, whose chunks
+	// it would share past its first cut, leaving the new pack too small
+	// for the damage below to land in it.
+	victimData := random(3 << 20)
+	for i := range victimData {
+		victimData[i] ^= 0xa5
+	}
+	if err := os.WriteFile(filepath.Join(src, "victim.bin"), victimData, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r.backup(t, src)
