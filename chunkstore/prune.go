@@ -142,9 +142,10 @@ type PruneStats struct {
 // compactions that followed took a fifth more CPU.
 const scratchCache, scratchMemTable = 1 << 20, 2 << 20
 
-// PruneIndexOptions are the index's memory bounds for a prune that opens
-// the index itself. Prune scans the index in key order (the usage step)
-// and looks blobs up where it repacks or settles, each about once: the
+// MaintenanceIndexOptions are the index's memory bounds for prune and forget
+// where they open the index themselves. Prune scans the index in key order
+// (the usage step) and looks blobs up where it repacks or settles, each
+// about once; forget scans and rewrites history rows in key order: the
 // page cache serves both nearly as well as the index's own cache, which
 // counts toward the process's memory. Measured on a repository of
 // 110,000 files and 30 snapshots, forgetting 15: with the index's cache at
@@ -155,7 +156,7 @@ const scratchCache, scratchMemTable = 1 << 20, 2 << 20
 // lower with it, prune 1–2 MiB, for more flushes of what the index replays
 // from its write-ahead log at open. A backup that starts while prune or
 // forget serves the index shares these bounds.
-var PruneIndexOptions = index.Options{CacheSize: 1 << 20, MemTableSize: 2 << 20}
+var MaintenanceIndexOptions = index.Options{CacheSize: 1 << 20, MemTableSize: 2 << 20}
 
 // ErrPruneRunning says another prune holds a lock on the repository.
 var ErrPruneRunning = errors.New("another prune is running")

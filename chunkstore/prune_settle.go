@@ -251,7 +251,7 @@ func (p *pruner) findCopies(sp *segment.Pack) error {
 // packs, in place of the segment old.
 func (p *pruner) replaceSegment(ctx context.Context, old blob.ID, plain []byte, kept int) error {
 	if kept > 0 {
-		id, err := p.r.saveSegmentPlain(ctx, plain)
+		id, err := p.r.saveSegment(ctx, plain)
 		if err != nil {
 			return err
 		}

@@ -411,7 +411,7 @@ func (w *writer) writeSegmentLocked(ctx context.Context) error {
 	if len(w.seg) == 0 {
 		return nil
 	}
-	id, err := w.r.saveSegment(ctx, w.seg)
+	id, err := w.r.saveSegment(ctx, segment.Encode(w.seg))
 	if err != nil {
 		return err
 	}
@@ -426,13 +426,8 @@ func (w *writer) writeSegmentLocked(ctx context.Context) error {
 	return nil
 }
 
-// saveSegment stores an index segment listing packs and returns its ID.
-func (r *Repository) saveSegment(ctx context.Context, packs []segment.Pack) (blob.ID, error) {
-	return r.saveSegmentPlain(ctx, segment.Encode(packs))
-}
-
-// saveSegmentPlain stores an index segment's plaintext and returns its ID.
-func (r *Repository) saveSegmentPlain(ctx context.Context, plain []byte) (blob.ID, error) {
+// saveSegment stores an index segment's plaintext and returns its ID.
+func (r *Repository) saveSegment(ctx context.Context, plain []byte) (blob.ID, error) {
 	sealed, err := r.codec.Seal(nil, plain, codec.ADIndexSegment)
 	if err != nil {
 		return blob.ID{}, err

@@ -26,8 +26,12 @@ var directBuffers = sync.Pool{New: func() any {
 	return &b
 }}
 
-func alignedBuffer(n int) []byte {
-	b := make([]byte, n+directAlign)
+func alignedBuffer(n int) []byte { return aligned(make([]byte, n+directAlign), n) }
+
+// aligned returns the first n bytes of b that start at a multiple of
+// directAlign; b must have room for n plus directAlign.
+func aligned(b []byte, n int) []byte {
+	b = b[:cap(b)]
 	skip := int(-uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
 	return b[skip : skip+n]
 }
@@ -89,17 +93,14 @@ func (d directReaderAt) readChunk(off int64, n int) ([]byte, error) {
 	start := off &^ (directAlign - 1)
 	end := (off + int64(n) + directAlign - 1) &^ (directAlign - 1)
 	b := chunkBuffers.Get(int(end-start) + directAlign)
-	b = b[:cap(b)]
-	skip := int(-uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
-	span := b[skip : skip+int(end-start)]
+	span := aligned(b, int(end-start))
 	got, err := d.f.ReadAt(span, start)
 	if err == io.EOF && int64(got) >= off-start+int64(n) {
 		err = nil // the device ends within the last aligned block
 	}
-	data := span[off-start : off-start+int64(n)]
 	if err != nil {
 		chunkBuffers.Put(b)
 		return nil, err
 	}
-	return data, nil
+	return span[off-start : off-start+int64(n)], nil
 }

@@ -143,16 +143,13 @@ func (d *decoder) id() (id blob.ID) {
 
 // Decode parses a segment's plaintext.
 func Decode(b []byte) ([]Pack, error) {
-	var packs []Pack
+	packs := []Pack{}
 	err := Each(b, func(p *Pack, _ []byte) error {
 		packs = append(packs, Pack{ID: p.ID, Size: p.Size, Blobs: append(make([]Blob, 0, len(p.Blobs)), p.Blobs...)})
 		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	if packs == nil {
-		packs = []Pack{}
 	}
 	return packs, nil
 }

@@ -112,7 +112,7 @@ func (fl *forgetFlags) check(args []string) error {
 
 func (a *app) runForget(ctx context.Context, args []string, fl forgetFlags) error {
 	a.lowerMemoryLimit()
-	s, err := a.openRepo(ctx, openOptions{lock: recordsLock, purpose: "forget", index: chunkstore.PruneIndexOptions})
+	s, err := a.openRepo(ctx, openOptions{lock: recordsLock, purpose: "forget", index: chunkstore.MaintenanceIndexOptions})
 	if err != nil {
 		return err
 	}

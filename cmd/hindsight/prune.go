@@ -150,7 +150,7 @@ func (a *app) runPrune(ctx context.Context, fl pruneFlags) error {
 // with the packs of the local index protected. done closes everything.
 func (a *app) openPruned(ctx context.Context, name string, o *chunkstore.PruneOptions) (s *session, done func(), err error) {
 	if name == "" {
-		s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "prune", index: chunkstore.PruneIndexOptions, removeTemp: true})
+		s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "prune", index: chunkstore.MaintenanceIndexOptions, removeTemp: true})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -166,7 +166,7 @@ func (a *app) openPruned(ctx context.Context, name string, o *chunkstore.PruneOp
 	}
 	cfg, err := a.loadConfig()
 	if err == nil {
-		s, err = a.openSession(local.ctx, cfg, be, openOptions{lock: sharedLock, purpose: "prune", cacheName: "prune-" + name, index: chunkstore.PruneIndexOptions, removeTemp: true})
+		s, err = a.openSession(local.ctx, cfg, be, openOptions{lock: sharedLock, purpose: "prune", cacheName: "prune-" + name, index: chunkstore.MaintenanceIndexOptions, removeTemp: true})
 	}
 	if err != nil {
 		closeLocal()
