@@ -389,14 +389,21 @@ func loadSized(ctx context.Context, be remote.Backend, name string, size int64) 
 	return buf.Bytes(), err
 }
 
-// RemoveStaleTemp removes what Saves that never finished (their process
-// was killed) left in the repository, where the backend writes objects
-// through temporary files (a local directory), and reports how many. The
-// caller holds l, and a file is removed only when its last write is older
-// than l's stale age: a Save in progress writes its file continuously, and
-// a writer silent for that long is one the lock protocol counts as gone.
+// RemoveStaleTemp removes what killed processes left unfinished, and
+// reports how many files it removed: the scratch packs of dead writers
+// (scratch.go), and, where the backend writes objects through temporary
+// files (a local directory), those of Saves that never finished. The
+// caller holds l, and a Save's file is removed only when its last write is
+// older than l's stale age: a Save in progress writes its file
+// continuously, and a writer silent for that long is one the lock protocol
+// counts as gone.
 func (r *Repository) RemoveStaleTemp(ctx context.Context, l *lock.Lock) (int, error) {
-	return remote.RemoveTemp(ctx, r.be, time.Now().Add(-l.StaleAfter()))
+	packs, err := r.removeDeadScratch()
+	if err != nil {
+		return packs, fmt.Errorf("scratch packs in %s: %w", r.scratch, err)
+	}
+	n, err := remote.RemoveTemp(ctx, r.be, time.Now().Add(-l.StaleAfter()))
+	return packs + n, err
 }
 
 // Config returns the repository's parameters.

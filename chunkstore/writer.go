@@ -3,10 +3,7 @@ package chunkstore
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"path/filepath"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -55,6 +52,8 @@ type writer struct {
 	segMu sync.Mutex
 	seg   []segment.Pack
 	segN  int
+
+	scratch scratchClaim // names its scratch packs
 }
 
 type openPack struct {
@@ -215,17 +214,13 @@ func (w *writer) fail(err error) error {
 }
 
 func (w *writer) newPack() (*openPack, error) {
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, err
-	}
-	fs := w.r.fs
-	if err := fs.MkdirAll(w.r.scratch, 0o700); err != nil {
-		return nil, err
-	}
-	p := filepath.Join(w.r.scratch, "pack-"+hex.EncodeToString(rnd[:])+".tmp")
-	f, err := fs.Create(p, vfs.WriteCategoryUnspecified)
+	p, err := w.r.packPath(&w.scratch)
 	if err != nil {
+		return nil, fmt.Errorf("name a scratch pack: %w", err)
+	}
+	f, err := w.r.fs.Create(p, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		w.r.packGone(&w.scratch)
 		return nil, fmt.Errorf("create pack file: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
@@ -238,6 +233,7 @@ func (w *writer) discard(op *openPack) {
 		op.f.Close()
 	}
 	w.r.fs.Remove(op.path)
+	w.r.packGone(&w.scratch)
 	keys := make([]blobKey, 0, op.pw.Count())
 	for _, e := range op.pw.Entries() {
 		keys = append(keys, blobKey{e.Type, e.ID})
@@ -254,6 +250,7 @@ func (w *writer) finish(ctx context.Context, op *openPack) error {
 		w.discard(op)
 		return w.fail(err)
 	}
+	w.r.packGone(&w.scratch)
 	if err := w.addToSegment(ctx, sp); err != nil {
 		return w.fail(err)
 	}

@@ -1,7 +1,10 @@
 package crash
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/integration/hsrun"
@@ -79,4 +82,31 @@ func (h *harness) backups(tr *tree, repo string, c backupCommand) {
 				h.st.kills, again)
 		}
 	}
+	h.scratchCleared(repo, c)
+}
+
+// scratchCleared runs c once more after the killed runs' claims on scratch
+// packs have aged past the grace chunkstore gives a claim being made (the
+// harness's reruns come sooner), and fails unless it removed every pack
+// the killed runs left half-written.
+func (h *harness) scratchCleared(repo string, c backupCommand) {
+	t := h.t
+	dir := filepath.Join(repo, "tmp")
+	old := time.Now().Add(-time.Hour)
+	entries, _ := os.ReadDir(dir)
+	left := 0
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "pack-") {
+			left++
+		}
+		if err := os.Chtimes(filepath.Join(dir, e.Name()), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.complete(c.ready, c.args...)
+	entries, _ = os.ReadDir(dir)
+	for _, e := range entries {
+		t.Errorf("%s left in the scratch directory after a backup", e.Name())
+	}
+	t.Logf("%d scratch packs of killed runs were removed", left)
 }

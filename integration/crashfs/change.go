@@ -23,10 +23,11 @@ const (
 	opWriteAt
 	opSync
 	opClose
+	opLock
 )
 
 var opNames = [...]string{"create", "open", "opendir", "open-rw", "reuse", "link", "remove",
-	"remove-all", "rename", "mkdir-all", "write", "sync", "close"}
+	"remove-all", "rename", "mkdir-all", "write", "sync", "close", "lock"}
 
 // change is one recorded change. Files are named by handle, not path: a
 // write lands in the file that was opened, whatever its name is by then.
@@ -89,6 +90,12 @@ func (c change) replay(mem *vfs.MemFS, files map[int]vfs.File) error {
 	case opClose:
 		err = files[c.h].Close()
 		delete(files, c.h)
+	case opLock:
+		// Only the file: no process of the crashed state holds a lock.
+		var lf vfs.File
+		if lf, err = mem.Create(c.name, cat); err == nil {
+			err = lf.Close()
+		}
 	}
 	if f != nil {
 		files[c.h] = f

@@ -14,6 +14,7 @@ package crashfs
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
@@ -25,7 +26,7 @@ import (
 // record's order is the order in which the changes took effect.
 type FS struct {
 	// vfs.FS is the live state the program sees. Only what cannot change
-	// it (List, Stat, Lock, path helpers) is passed straight through.
+	// it (List, Stat, path helpers) is passed straight through.
 	vfs.FS
 
 	mu      sync.Mutex
@@ -105,6 +106,19 @@ func (fs *FS) Rename(old, name string) error {
 
 func (fs *FS) MkdirAll(dir string, perm os.FileMode) error {
 	return fs.change(change{kind: opMkdirAll, name: dir, perm: perm}, func() error { return fs.FS.MkdirAll(dir, perm) })
+}
+
+// Lock is a change: it creates the lock file (MemFS's as the OS's), which
+// the program may later remove, and the replay must find it then. A Lock
+// that fails changed nothing in MemFS, and is not recorded.
+func (fs *FS) Lock(name string) (io.Closer, error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	l, err := fs.FS.Lock(name)
+	if err == nil {
+		fs.changes = append(fs.changes, change{kind: opLock, name: name})
+	}
+	return l, err
 }
 
 // open records a handle even when it is opened only for reading: fsync

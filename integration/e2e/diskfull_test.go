@@ -345,9 +345,10 @@ func TestStoreFailureLeavesNoScratch(t *testing.T) {
 	}
 	src := filepath.Join(t.TempDir(), "src")
 	randomTree(t, src, 34, 1000)
-	// Inodes for the scratch directory and a scratch pack each for data
-	// and trees; none for packs/ and packs/xx.
-	useInodes(t, mnt, 3)
+	// Inodes for the scratch directory, the writer's claim on it
+	// (owner-*.lock) and a scratch pack each for data and trees; none for
+	// packs/ and packs/xx.
+	useInodes(t, mnt, 4)
 	_, err := snapshot.Backup(context.Background(), repo, src, snapshot.BackupOptions{Host: testHost}, nil)
 	requireNoSpace(t, err)
 	t.Logf("backup without inodes: %v", err)
