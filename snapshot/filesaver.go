@@ -164,9 +164,12 @@ func contentSize(cs []Chunk) (n uint64) {
 	return n
 }
 
-func holeResult(size uint64) chan chunkResult {
+func holeResult(size uint64) chan chunkResult { return doneResult(Chunk{Size: size}) }
+
+// doneResult is the result of a chunk known without the blob workers.
+func doneResult(c Chunk) chan chunkResult {
 	ch := make(chan chunkResult, 1)
-	ch <- chunkResult{c: Chunk{Size: size}}
+	ch <- chunkResult{c: c}
 	return ch
 }
 

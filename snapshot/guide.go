@@ -109,6 +109,11 @@ func (a *archiver) followGuide(ctx context.Context, r io.ReaderAt, pos, end int6
 		if stop := pos + int64(size); stop > end || g.forced(i) && stop != end {
 			break
 		}
+		if a.unread(pos, c) {
+			out = append(out, doneResult(c))
+			pos += int64(size)
+			continue
+		}
 		// The budget is taken before the buffer, for a chunk's size and
 		// the alignment slack a direct read adds.
 		held := a.budget(size + 3*directAlign)
