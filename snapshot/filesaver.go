@@ -260,7 +260,8 @@ func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, f io.Rea
 	// Where nearly every chunk changed (1% of an image's blocks written at
 	// random touches most chunks), each try of the guide costs a read and
 	// a hash for nothing: after a try that fails at once, the chunker cuts
-	// twice as many chunks as last time before the next try.
+	// twice as many chunks as last time before the next try. A try the
+	// change oracle answers costs nothing, and is made at every chance.
 	skip := 0
 	for pos < end {
 		if next >= 0 {
@@ -268,7 +269,7 @@ func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, f io.Rea
 			if out, pos, err = a.followGuide(ctx, f, pos, end, g, next, out); err != nil || pos == end {
 				return out, err
 			}
-			if pos > from {
+			if pos > from || a.changes != nil {
 				skip = 0
 			} else {
 				skip = min(2*skip+1, 64)

@@ -114,6 +114,11 @@ func (a *archiver) followGuide(ctx context.Context, r io.ReaderAt, pos, end int6
 			pos += int64(size)
 			continue
 		}
+		if a.changes != nil {
+			// The oracle knows it changed: reading it to hash it first
+			// would read it twice, as the chunker must read it again.
+			break
+		}
 		// The budget is taken before the buffer, for a chunk's size and
 		// the alignment slack a direct read adds.
 		held := a.budget(size + 3*directAlign)

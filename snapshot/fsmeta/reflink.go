@@ -22,29 +22,15 @@ import (
 // ErrNoReflink says the filesystem cannot clone files.
 var ErrNoReflink = errors.New("the filesystem cannot clone files (reflink): use XFS made with reflink=1, or btrfs")
 
-// Clone makes dst, which must not exist, a reflink clone of src, with
-// src's permissions: it holds the whole guest's disk.
-func Clone(src, dst string) (err error) {
+// Clone makes dst a reflink clone of the file at src, replacing what dst
+// held.
+func Clone(src string, dst *os.File) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fi.Mode().Perm())
-	if err != nil {
-		return err
-	}
-	defer func() {
-		err = errors.Join(err, out.Close())
-		if err != nil {
-			os.Remove(dst)
-		}
-	}()
-	if err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd())); err != nil {
+	if err := unix.IoctlFileClone(int(dst.Fd()), int(in.Fd())); err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("clone %s: %w (%w)", src, ErrNoReflink, err)
 		}
