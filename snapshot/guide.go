@@ -115,8 +115,9 @@ func (a *archiver) followGuide(ctx context.Context, r io.ReaderAt, pos, end int6
 			continue
 		}
 		if a.changes != nil {
-			// The oracle knows it changed: reading it to hash it first
-			// would read it twice, as the chunker must read it again.
+			// What the oracle does not vouch for has nearly always
+			// changed: reading it to hash it first would read it twice,
+			// as the chunker must then read it again.
 			break
 		}
 		// The budget is taken before the buffer, for a chunk's size and

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -61,6 +62,9 @@ is removed however the backup ends; one left by a killed run is reused.`,
 		RunE: a.action(func(cmd *cobra.Command, args []string) error {
 			if fl.cloneDir != "" && !fl.reflink {
 				return usagef("--clone-dir needs --reflink")
+			}
+			if fi, err := os.Stat(args[0]); fl.reflink && err == nil && !fi.Mode().IsRegular() {
+				return usagef("--reflink clones image files; %s is not a regular file", args[0])
 			}
 			host, err := hostName(fl.host)
 			if err != nil {
