@@ -35,7 +35,7 @@ func trustedChanges(c ChangeOracle, parent *Record) ChangeOracle {
 // which is then reused without being read or hashed. While prune condemns
 // packs its blob must also still be found, as for a reused file.
 func (a *archiver) unread(pos int64, c Chunk) bool {
-	if a.changes == nil || !a.changes.Unchanged(pos, int64(c.Size)) || !a.reusable([]Chunk{c}) {
+	if !a.changes.Unchanged(pos, int64(c.Size)) || !a.reusable([]Chunk{c}) {
 		return false
 	}
 	a.prog.UnreadBytes.Add(c.Size)

@@ -336,6 +336,12 @@ func (a *archiver) chunkUntil(ctx context.Context, ck *chunker.Chunker, f io.Rea
 		if skip--; skip < 0 {
 			next = g.startingAt(pos)
 		}
+		if next >= 0 && a.changes != nil && !a.changes.Unchanged(pos, int64(g.chunks[next].Size)) {
+			// The parent's chunk here changed too: the chunker goes on
+			// rather than start again after the guide gave up at once,
+			// dropping what it had read ahead.
+			next = -1
+		}
 		if g != nil && skip < 0 && next < 0 {
 			// Content that moved (bytes inserted or removed before it)
 			// is found by its ID instead of its offset.
