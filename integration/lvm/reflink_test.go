@@ -5,9 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hindsight-backup/hindsight/integration/testtree"
 )
@@ -94,7 +97,9 @@ func TestReflinkChangedBlocks(t *testing.T) {
 		t.Run(fstype, func(t *testing.T) {
 			e := newEnv(t, 1<<30)
 			dir := reflinkFS(t, e, fstype)
-			const size = 128 * mib
+			// Large enough that the chunks around the changes (1 MiB
+			// on average, up to 8) stay well under a quarter of it.
+			const size = 256 * mib
 			img := filepath.Join(dir, "guest.raw")
 			writeGuestImage(t, img, size)
 			base, next := filepath.Join(dir, ".guest.raw.hindsight-base"), filepath.Join(dir, ".guest.raw.hindsight-new")
@@ -103,9 +108,9 @@ func TestReflinkChangedBlocks(t *testing.T) {
 			oldBase := inode(t, base)
 			// 1% of the blocks, most in one run as a guest writes a file,
 			// a few scattered.
-			writeBlocks(t, img, 40*mib+8192, 300, 1)
+			writeBlocks(t, img, 40*mib+8192, 600, 1)
 			for k := range 8 {
-				writeBlocks(t, img, int64(k)*15*mib+4096, 1, uint64(k+2))
+				writeBlocks(t, img, int64(k)*30*mib+4096, 1, uint64(k+2))
 			}
 			second := backupReadBytes(t, e, img)
 			t.Logf("read %d bytes, then %d after changing 1%% of the blocks", first, second)
@@ -130,7 +135,8 @@ func TestReflinkChangedBlocks(t *testing.T) {
 
 // TestReflinkNeverLeavesItsClone: a backup that fails, or is stopped by
 // SIGINT or SIGTERM, removes the clone it made; one SIGKILL left is taken
-// over by the next backup. None records a snapshot.
+// over by the next backup, unless a backup still holds it. None records a
+// snapshot.
 func TestReflinkNeverLeavesItsClone(t *testing.T) {
 	e := newEnv(t, 1<<30)
 	dir := reflinkFS(t, e, "xfs")
@@ -165,6 +171,19 @@ func TestReflinkNeverLeavesItsClone(t *testing.T) {
 	if n := snapshots(); n != 0 {
 		t.Errorf("%d snapshots recorded by stopped backups", n)
 	}
+	// A running backup's clone is locked: a second backup leaves it be.
+	f, err := os.Open(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	r = e.HS("backup-volume", "--reflink", img)
+	if _, err := os.Stat(next); r.Code == 0 || err != nil || !strings.Contains(r.Stderr, "another backup") {
+		t.Errorf("a backup while another's clone is locked: clone %v\n%s", err, r)
+	}
+	f.Close()
 	e.MustHS("backup-volume", "--reflink", img)
 	if _, err := os.Stat(next); !os.IsNotExist(err) || snapshots() != 1 {
 		t.Errorf("after the next backup: new clone %v, %d snapshots", err, snapshots())
