@@ -59,6 +59,7 @@ type Progress struct {
 	Bytes               atomic.Uint64 // content bytes seen, read or not
 	ReadBytes           atomic.Uint64 // content bytes actually read
 	GuidedBytes         atomic.Uint64 // of those, bytes found unchanged in the parent's chunks, not chunked again
+	UnreadBytes         atomic.Uint64 // bytes not read at all: a ChangeOracle vouched for them
 	NewBytes            atomic.Uint64 // bytes in blobs the repository lacked
 	Errors              atomic.Uint64
 	Current             atomic.Pointer[string]
@@ -98,6 +99,9 @@ type archiver struct {
 	// reuse is set while prune has condemned packs: a parent's content
 	// list is then reused only once each blob is found with it.
 	reuse blobChecker
+	// changes, in an image backup, says which of the parent's chunks
+	// need not even be read (see ChangeOracle).
+	changes ChangeOracle
 }
 
 // Backup backs up the tree at root and writes a snapshot. If some files

@@ -164,9 +164,12 @@ func contentSize(cs []Chunk) (n uint64) {
 	return n
 }
 
-func holeResult(size uint64) chan chunkResult {
+func holeResult(size uint64) chan chunkResult { return doneResult(Chunk{Size: size}) }
+
+// doneResult is the result of a chunk known without the blob workers.
+func doneResult(c Chunk) chan chunkResult {
 	ch := make(chan chunkResult, 1)
-	ch <- chunkResult{c: Chunk{Size: size}}
+	ch <- chunkResult{c: c}
 	return ch
 }
 
@@ -257,7 +260,8 @@ func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, f io.Rea
 	// Where nearly every chunk changed (1% of an image's blocks written at
 	// random touches most chunks), each try of the guide costs a read and
 	// a hash for nothing: after a try that fails at once, the chunker cuts
-	// twice as many chunks as last time before the next try.
+	// twice as many chunks as last time before the next try. A try the
+	// change oracle answers costs nothing, and is made at every chance.
 	skip := 0
 	for pos < end {
 		if next >= 0 {
@@ -265,7 +269,7 @@ func (a *archiver) chunkRange(ctx context.Context, ck *chunker.Chunker, f io.Rea
 			if out, pos, err = a.followGuide(ctx, f, pos, end, g, next, out); err != nil || pos == end {
 				return out, err
 			}
-			if pos > from {
+			if pos > from || a.changes != nil {
 				skip = 0
 			} else {
 				skip = min(2*skip+1, 64)
@@ -331,6 +335,12 @@ func (a *archiver) chunkUntil(ctx context.Context, ck *chunker.Chunker, f io.Rea
 		next := -1
 		if skip--; skip < 0 {
 			next = g.startingAt(pos)
+		}
+		if next >= 0 && a.changes != nil && !a.changes.Unchanged(pos, int64(g.chunks[next].Size)) {
+			// The parent's chunk here changed too: the chunker goes on
+			// rather than start again after the guide gave up at once,
+			// dropping what it had read ahead.
+			next = -1
 		}
 		if g != nil && skip < 0 && next < 0 {
 			// Content that moved (bytes inserted or removed before it)

@@ -20,10 +20,13 @@ import (
 
 // ImageOptions control one backup of a block device or image file.
 type ImageOptions struct {
-	Host   string
-	Source string // default "image:" + the absolute path
+	Host string
+	// Origin is the path recorded as backed up, when the path read is a
+	// copy of it (a reflink clone); default the path read.
+	Origin string
+	Source string // default "image:" + Origin
 	// Name is the image's file name in the snapshot; default the base
-	// name of the path plus ".img".
+	// name of Origin plus ".img".
 	Name         string
 	Tags         []string
 	Time         time.Time // default now
@@ -31,6 +34,9 @@ type ImageOptions struct {
 	User         string
 	Volume       *Volume // recorded with Size set to the image's size
 	BeforeCommit func(context.Context) error
+	// Changes, if the parent snapshot was made from the copy it compares
+	// with, spares reading what did not change since (see ChangeOracle).
+	Changes ChangeOracle
 
 	BlobWorkers int   // default GOMAXPROCS
 	InFlight    int64 // default 32 MiB
@@ -76,9 +82,9 @@ func BackupImage(ctx context.Context, repo Repo, path string, o ImageOptions, pr
 		defer d.Close()
 		rd = directReaderAt{d}
 	}
-	parent, guide := imageParent(ctx, repo, o)
+	parent, guide, changes := imageParent(ctx, repo, o)
 	mark := markWrites(repo)
-	content, err := chunkImage(ctx, repo, rd, abs, size, exts, guide, o, prog)
+	content, err := chunkImage(ctx, repo, rd, abs, size, exts, guide, changes, o, prog)
 	if err == nil && o.BeforeCommit != nil {
 		err = o.BeforeCommit(ctx)
 	}
@@ -89,7 +95,7 @@ func BackupImage(ctx context.Context, repo Repo, path string, o ImageOptions, pr
 		}
 		return nil, err
 	}
-	rec := &Record{Time: o.Time, Host: o.Host, Source: o.Source, Paths: []string{abs}, Kind: KindImage,
+	rec := &Record{Time: o.Time, Host: o.Host, Source: o.Source, Paths: []string{o.Origin}, Kind: KindImage,
 		Tags: o.Tags, User: o.User, Program: o.Program, Volume: o.Volume}
 	rec.Volume.Size = uint64(size)
 	if rec.Tree, err = saveImageTree(ctx, repo, o, uint64(size), content); err != nil {
@@ -117,11 +123,14 @@ func BackupImage(ctx context.Context, repo Repo, path string, o ImageOptions, pr
 }
 
 func (o ImageOptions) withDefaults(abs string, now time.Time) ImageOptions {
+	if o.Origin == "" {
+		o.Origin = abs
+	}
 	if o.Source == "" {
-		o.Source = "image:" + abs
+		o.Source = "image:" + o.Origin
 	}
 	if o.Name == "" {
-		o.Name = filepath.Base(abs) + ".img"
+		o.Name = filepath.Base(o.Origin) + ".img"
 	}
 	if o.Time.IsZero() {
 		o.Time = now
@@ -164,29 +173,37 @@ func imageExtents(f *os.File) (int64, []fsmeta.Extent, error) {
 	return size, exts, nil
 }
 
-// imageParent returns the latest image snapshot of the same source and
-// its content as a guide: an image changes in place, so nearly all of it
-// is backed up again without the chunker. A parent that cannot be read
-// only costs speed.
-func imageParent(ctx context.Context, repo Repo, o ImageOptions) (blob.ID, *guide) {
+// imageParent returns the latest image snapshot of the same source, its
+// content as a guide: an image changes in place, so nearly all of it is
+// backed up again without the chunker, and o.Changes if it may be trusted
+// to say which of that need not even be read. A parent that cannot be
+// read only costs speed.
+func imageParent(ctx context.Context, repo Repo, o ImageOptions) (blob.ID, *guide, ChangeOracle) {
 	parent, err := Resolve(ctx, repo, "latest", Filter{Host: o.Host, Source: o.Source})
 	if err != nil || parent.Record.Kind != KindImage {
-		return blob.ID{}, nil
+		return blob.ID{}, nil, nil
 	}
 	n, err := ImageNode(ctx, repo, parent.Record)
 	if err != nil {
 		slog.Debug("image backup without its parent's chunks", "parent", parent.ID.Short(), "err", err)
-		return parent.ID, nil
+		return parent.ID, nil, nil
 	}
-	return parent.ID, newGuide(n.Content)
+	return parent.ID, newGuide(n.Content), trustedChanges(o.Changes, parent.Record)
 }
 
 // chunkImage runs the archiver's chunk pipeline over the extents of f.
-func chunkImage(ctx context.Context, repo Repo, rd io.ReaderAt, name string, size int64, exts []fsmeta.Extent, gd *guide, o ImageOptions, prog *Progress) ([]Chunk, error) {
+func chunkImage(ctx context.Context, repo Repo, rd io.ReaderAt, name string, size int64, exts []fsmeta.Extent, gd *guide, changes ChangeOracle, o ImageOptions, prog *Progress) ([]Chunk, error) {
 	a := &archiver{
 		repo: repo, opts: BackupOptions{InFlight: o.InFlight}, prog: prog, zeroHoles: true,
 		blobCh:   make(chan *chunkJob, 16),
 		inFlight: semaphore.NewWeighted(o.InFlight),
+		changes:  changes,
+	}
+	if changes != nil {
+		var err error
+		if a.reuse, err = checkReuse(repo); err != nil {
+			return nil, err
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for range o.BlobWorkers {

@@ -61,6 +61,10 @@ type Volume struct {
 	FSType  string // as blkid names it: "ext4", "xfs", ...
 	FSUUID  string
 	FSLabel string
+	// Clone identifies the point-in-time copy of an image file that was
+	// read (a reflink clone kept as the next backup's base), so that the
+	// next backup trusts a ChangeOracle only if it compares with that copy.
+	Clone string
 }
 
 // Stats are the counters of one backup.
@@ -118,6 +122,7 @@ type volumeJSON struct {
 	FSType  string    `json:"fs_type,omitempty"`
 	FSUUID  string    `json:"fs_uuid,omitempty"`
 	FSLabel rawString `json:"fs_label,omitempty"`
+	Clone   string    `json:"clone,omitempty"`
 }
 
 type statsJSON struct {
@@ -166,7 +171,7 @@ func EncodeRecord(r *Record) ([]byte, error) {
 		j.Parent = r.Parent.String()
 	}
 	if v := r.Volume; v != nil {
-		j.Volume = &volumeJSON{Size: v.Size, FSType: v.FSType, FSUUID: v.FSUUID, FSLabel: rawString(v.FSLabel)}
+		j.Volume = &volumeJSON{Size: v.Size, FSType: v.FSType, FSUUID: v.FSUUID, FSLabel: rawString(v.FSLabel), Clone: v.Clone}
 	}
 	b, err := json.Marshal(&j)
 	if err != nil {
@@ -240,7 +245,7 @@ func DecodeRecord(b []byte) (*Record, error) {
 		SkippedMore:    j.SkippedMore,
 	}
 	if v := j.Volume; v != nil {
-		r.Volume = &Volume{Size: v.Size, FSType: v.FSType, FSUUID: v.FSUUID, FSLabel: string(v.FSLabel)}
+		r.Volume = &Volume{Size: v.Size, FSType: v.FSType, FSUUID: v.FSUUID, FSLabel: string(v.FSLabel), Clone: v.Clone}
 	}
 	var err error
 	if r.Tree, err = blob.ParseID(j.Tree); err != nil {

@@ -50,7 +50,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{"full", fullRecord()},
 		{"minimal", minimal},
 		{"volume", &Record{Time: time.Unix(1, 0).UTC(), Kind: KindImage, Tree: testID(3), Source: "lvm:vg0/win10",
-			Volume: &Volume{Size: 1 << 34, FSType: "ext4", FSUUID: "1b4e28ba-2fa1-11d2-883f-0016d3cca427", FSLabel: "r\xffoot"}}},
+			Volume: &Volume{Size: 1 << 34, FSType: "ext4", FSUUID: "1b4e28ba-2fa1-11d2-883f-0016d3cca427", FSLabel: "r\xffoot", Clone: "131:1700000000.000000001:4096"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,12 +93,12 @@ func TestRecordJSONForm(t *testing.T) {
 // no "volume" key at all (TestRecordJSONForm).
 func TestRecordVolumeJSONForm(t *testing.T) {
 	r := &Record{Time: time.Unix(1, 0).UTC(), Kind: KindImage, Tree: testID(3),
-		Volume: &Volume{Size: 4096, FSType: "xfs", FSUUID: "u", FSLabel: "data"}}
+		Volume: &Volume{Size: 4096, FSType: "xfs", FSUUID: "u", FSLabel: "data", Clone: "c"}}
 	b, err := EncodeRecord(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `"volume":{"size":4096,"fs_type":"xfs","fs_uuid":"u","fs_label":"data"}`; !strings.Contains(string(b), want) {
+	if want := `"volume":{"size":4096,"fs_type":"xfs","fs_uuid":"u","fs_label":"data","clone":"c"}`; !strings.Contains(string(b), want) {
 		t.Errorf("got\n%s\nwant it to contain\n%s", b, want)
 	}
 }

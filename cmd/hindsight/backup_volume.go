@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -18,6 +19,12 @@ type volumeBackupFlags struct {
 	json bool
 }
 
+type backupVolumeFlags struct {
+	volumeBackupFlags
+	reflink  bool
+	cloneDir string
+}
+
 func (f *volumeBackupFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.tags, "tag", nil, "add `TAG` to the snapshot (repeatable)")
 	cmd.Flags().StringVar(&f.host, "host", "", "record `HOST` as the host name (default: this host's name)")
@@ -25,7 +32,7 @@ func (f *volumeBackupFlags) register(cmd *cobra.Command) {
 }
 
 func (a *app) backupVolumeCommand() *cobra.Command {
-	var fl volumeBackupFlags
+	var fl backupVolumeFlags
 	cmd := &cobra.Command{
 		Use:   "backup-volume DEVICE",
 		Short: "Back up the raw content of a block device or image file",
@@ -36,11 +43,29 @@ and of similar volumes deduplicate against each other.
 
 The device should not change while it is read: unmount it, or back up an
 LVM volume with "hindsight lvm backup --image", which reads a snapshot.
-In "hindsight mount" the image is a file that "mount -o loop,ro" opens.`,
+In "hindsight mount" the image is a file that "mount -o loop,ro" opens.
+
+--reflink backs up an image file on XFS (made with reflink=1) or btrfs
+while its guest runs: hindsight reads a reflink clone of it, a copy at
+one instant that costs no space, made in the same directory as
+.NAME.hindsight-new, or in --clone-dir on the same filesystem. After the
+backup the clone is kept as .NAME.hindsight-base, and the next backup
+with --reflink reads only the blocks written since: those no longer
+shared between the base and the new clone. The base costs space only for
+the blocks the guest overwrites, as an LVM snapshot would; delete it to
+release them (the next backup then reads the whole image). The new clone
+is removed however the backup ends; one left by a killed run is reused.`,
 		Example: `  hindsight backup-volume /dev/sdb1
-  hindsight backup-volume /var/lib/libvirt/images/win10.raw --tag weekly`,
+  hindsight backup-volume /var/lib/libvirt/images/win10.raw --tag weekly
+  hindsight backup-volume --reflink /var/lib/libvirt/images/web01.raw`,
 		Args: cobra.ExactArgs(1),
 		RunE: a.action(func(cmd *cobra.Command, args []string) error {
+			if fl.cloneDir != "" && !fl.reflink {
+				return usagef("--clone-dir needs --reflink")
+			}
+			if fi, err := os.Stat(args[0]); fl.reflink && err == nil && !fi.Mode().IsRegular() {
+				return usagef("--reflink clones image files; %s is not a regular file", args[0])
+			}
 			host, err := hostName(fl.host)
 			if err != nil {
 				return err
@@ -54,11 +79,19 @@ In "hindsight mount" the image is a file that "mount -o loop,ro" opens.`,
 			if err != nil {
 				return err
 			}
-			res, err := a.backupImage(s, abs, snapshot.ImageOptions{Host: host, Tags: fl.tags})
+			o := snapshot.ImageOptions{Host: host, Tags: fl.tags}
+			var res *snapshot.Result
+			if fl.reflink {
+				res, err = a.backupReflinked(s, abs, fl.cloneDir, o)
+			} else {
+				res, err = a.backupImage(s, abs, o)
+			}
 			return a.reportBackup(res, err, fl.json, "")
 		}),
 	}
 	fl.register(cmd)
+	cmd.Flags().BoolVar(&fl.reflink, "reflink", false, "read a reflink clone of the image file, kept so the next backup reads only what changed")
+	cmd.Flags().StringVar(&fl.cloneDir, "clone-dir", "", "with --reflink, keep the clones in `DIR` (same filesystem) instead of beside the image")
 	return cmd
 }
 
@@ -79,7 +112,7 @@ func (a *app) backupImage(s *session, path string, o snapshot.ImageOptions) (*sn
 	stop := a.startProgress(func(elapsed time.Duration) progressLine {
 		read := prog.ReadBytes.Load()
 		return progressLine{counts: fmt.Sprintf("%s of %s read at %s, %s new", formatBytes(read), formatBytes(prog.Bytes.Load()),
-			formatRate(read, elapsed), formatBytes(prog.NewBytes.Load())), current: path, done: read, total: prog.Bytes.Load()}
+			formatRate(read, elapsed), formatBytes(prog.NewBytes.Load())), current: path, done: read + prog.UnreadBytes.Load(), total: prog.Bytes.Load()}
 	})
 	res, err := snapshot.BackupImage(s.ctx, s.repo, path, o, prog)
 	stop()

@@ -165,6 +165,8 @@ func TestUsageErrors(t *testing.T) {
 		{"key", "bogus"},
 		{"init", "--encryption", "rot13"},
 		{"ls"},
+		{"backup-volume", "--clone-dir", "/tmp", "/dev/null"},
+		{"backup-volume", "--reflink", "/dev/null"},
 	} {
 		r := wantExit(t, exitUsage, e, args...)
 		if !strings.Contains(r.stderr, "--help") {
