@@ -45,6 +45,12 @@ func (s *Snapshot) KeepAsBase(ctx context.Context) error {
 	// Renamed, it is no longer this run's snapshot: Remove leaves it.
 	s.kept = true
 	s.unlock()
+	// Inactive, nothing can write to it, and its device (a copy of a
+	// guest's disk, with the guest's filesystem UUIDs) is gone; the pool's
+	// metadata is all thin_delta reads. -ky keeps it so after a reboot.
+	if _, err := s.m.run.Run(ctx, "lvchange", "-an", "-ky", base.FullName()); err != nil {
+		return volErr(s.Origin.FullName(), "deactivate base "+base.Name, err)
+	}
 	return nil
 }
 

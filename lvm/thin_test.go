@@ -97,12 +97,12 @@ func TestKeepAsBase(t *testing.T) {
 		want      []string
 	}{
 		{"first", lvsJSON(lvRow("vg0", "vm", "Vwi-aotz--", "", 1<<30, "")),
-			[]string{"lvrename vg0 hindsight-snap-vm-x hindsight-base-vm"}},
+			[]string{"lvrename vg0 hindsight-snap-vm-x hindsight-base-vm", "lvchange -an -ky vg0/hindsight-base-vm"}},
 		{"replacing", lvsJSON(lvRow("vg0", "vm", "Vwi-aotz--", "", 1<<30, ""), lvRow("vg0", "hindsight-base-vm", "Vwi---tz-k", "vm", 1<<30, "")),
-			[]string{"lvremove -y vg0/hindsight-base-vm", "lvrename vg0 hindsight-snap-vm-x hindsight-base-vm"}},
+			[]string{"lvremove -y vg0/hindsight-base-vm", "lvrename vg0 hindsight-snap-vm-x hindsight-base-vm", "lvchange -an -ky vg0/hindsight-base-vm"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := (&recorder{}).on("lvs", tt.lvs, nil).on("lvremove", "", nil).on("lvrename", "", nil)
+			r := (&recorder{}).on("lvs", tt.lvs, nil).on("lvremove", "", nil).on("lvrename", "", nil).on("lvchange", "", nil)
 			m := newTestManager(t, r)
 			lock, err := m.takeLock("hindsight-snap-vm-x")
 			if err != nil {
@@ -121,7 +121,7 @@ func TestKeepAsBase(t *testing.T) {
 			if !slices.Equal(changes, tt.want) {
 				t.Errorf("ran %q, want %q", changes, tt.want)
 			}
-			if err := s.Remove(context.Background()); err != nil || r.count("lvremove") != len(tt.want)-1 {
+			if err := s.Remove(context.Background()); err != nil || r.count("lvremove") != len(tt.want)-2 {
 				t.Errorf("Remove after KeepAsBase: %v, calls %q; want the base left alone", err, r.calls)
 			}
 			if m.held("hindsight-snap-vm-x") {

@@ -1,5 +1,5 @@
 // Command fakelvm emulates the lvm2 commands hindsight uses (lvs, vgs,
-// lvcreate, lvcreate -s, lvremove, lvrename; dmsetup message and
+// lvcreate, lvcreate -s, lvremove, lvrename, lvchange -an; dmsetup message and
 // thin_delta for thin volumes, see thin.go) on loop devices over image
 // files, for machines whose kernel has no device-mapper. Only LVM's metadata is
 // emulated: volumes are real block devices that real mkfs, mount and
@@ -150,6 +150,8 @@ func run(st *state, cmd string, args []string) error {
 		return lvremove(st, args)
 	case "lvrename":
 		return lvrename(st, args)
+	case "lvchange":
+		return lvchange(st, args)
 	case "dmsetup":
 		return dmsetup(st, args)
 	case "thin_delta":

@@ -119,6 +119,9 @@ func lvRow(g *vg, vgName, name string, l *lv) map[string]string {
 	if mounted(l.Loop) {
 		attr[5] = 'o'
 	}
+	if l.Loop == "" {
+		attr[4] = '-' // inactive
+	}
 	return map[string]string{"lv_name": name, "vg_name": vgName, "lv_path": l.Loop, "lv_size": u(l.Size),
 		"lv_attr": string(attr), "origin": l.Origin, "pool_lv": map[bool]string{true: "pool", false: ""}[l.Thin],
 		"data_percent": pct, "lv_uuid": l.UUID, "thin_id": thinID(l)}

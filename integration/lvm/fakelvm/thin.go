@@ -67,6 +67,22 @@ func lvrename(st *state, args []string) error {
 	return nil
 }
 
+// lvchange handles "-an -ky VG/LV": deactivated, a volume has no device.
+func lvchange(st *state, args []string) error {
+	pos := positional(args)
+	if len(pos) != 1 || !slices.Contains(args, "-an") {
+		return fmt.Errorf("fakelvm lvchange: want -an [-ky] VG/LV, got %q", args)
+	}
+	l, _, err := find(st, pos[0])
+	if err != nil {
+		return err
+	}
+	if mounted(l.Loop) || inUse(l.Loop) {
+		return failf("Logical volume %s in use.", pos[0])
+	}
+	return deactivate(l)
+}
+
 // dmsetup handles "message VG-pool-tpool 0 reserve_metadata_snap" and
 // release_metadata_snap: the kernel keeps one metadata snapshot per pool.
 func dmsetup(st *state, args []string) error {

@@ -226,10 +226,22 @@ func inUse(dev string) bool {
 }
 
 func detach(l *lv) error {
+	if err := deactivate(l); err != nil {
+		return err
+	}
+	return os.Remove(l.Image)
+}
+
+// deactivate detaches l's loop device; an inactive volume has none.
+func deactivate(l *lv) error {
+	if l.Loop == "" {
+		return nil
+	}
 	if out, err := exec.Command("losetup", "-d", l.Loop).CombinedOutput(); err != nil {
 		return fmt.Errorf("losetup -d %s: %v: %s", l.Loop, err, out)
 	}
-	return os.Remove(l.Image)
+	l.Loop = ""
+	return nil
 }
 
 func teardown(st *state) error {

@@ -36,7 +36,7 @@ func Build(dir string) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building fakelvm: %v\n%s", err, out)
 	}
-	for _, name := range []string{"lvs", "vgs", "lvcreate", "lvremove", "lvrename", "dmsetup", "thin_delta"} {
+	for _, name := range []string{"lvs", "vgs", "lvcreate", "lvremove", "lvrename", "lvchange", "dmsetup", "thin_delta"} {
 		if err := os.Symlink("fakelvm", filepath.Join(dir, name)); err != nil {
 			return err
 		}
