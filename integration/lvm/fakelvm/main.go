@@ -136,26 +136,17 @@ func main() {
 	}
 }
 
+// commands are the emulated commands of lvm2 and device-mapper.
+var commands = map[string]func(*state, []string) error{
+	"vgcreate": vgcreate, "vgs": vgs, "lvs": lvs, "lvcreate": lvcreate, "lvremove": lvremove,
+	"lvrename": lvrename, "lvchange": lvchange, "dmsetup": dmsetup, "thin_delta": thinDelta,
+}
+
 func run(st *state, cmd string, args []string) error {
+	if f := commands[cmd]; f != nil {
+		return f(st, args)
+	}
 	switch cmd {
-	case "vgcreate":
-		return vgcreate(st, args)
-	case "vgs":
-		return vgs(st, args)
-	case "lvs":
-		return lvs(st, args)
-	case "lvcreate":
-		return lvcreate(st, args)
-	case "lvremove":
-		return lvremove(st, args)
-	case "lvrename":
-		return lvrename(st, args)
-	case "lvchange":
-		return lvchange(st, args)
-	case "dmsetup":
-		return dmsetup(st, args)
-	case "thin_delta":
-		return thinDelta(st, args)
 	case "invalidate":
 		l, _, err := find(st, args[len(args)-1])
 		if err == nil {
