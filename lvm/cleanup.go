@@ -11,10 +11,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Kinds are the volumes of hindsight's that cleanup removes besides the
+// snapshots of dead backups (SnapshotPrefix).
+type Kinds struct {
+	Hooks bool // snapshots of the hook commands (HookPrefix)
+	Bases bool // thin snapshots kept as the next backup's base (BasePrefix)
+}
+
 // Leftovers lists the snapshots a dead hindsight left in vg ("" for every
-// volume group): snapshots named with SnapshotPrefix (and HookPrefix when
-// hooks is set) whose lock no live process holds.
-func (m *Manager) Leftovers(ctx context.Context, vg string, hooks bool) ([]LV, error) {
+// volume group): snapshots named with SnapshotPrefix, and those of k,
+// whose lock no live process holds.
+func (m *Manager) Leftovers(ctx context.Context, vg string, k Kinds) ([]LV, error) {
 	var sel []string
 	if vg != "" {
 		sel = []string{vg}
@@ -25,8 +32,10 @@ func (m *Manager) Leftovers(ctx context.Context, vg string, hooks bool) ([]LV, e
 	}
 	var out []LV
 	for _, lv := range lvs {
-		ours := strings.HasPrefix(lv.Name, SnapshotPrefix) || hooks && strings.HasPrefix(lv.Name, HookPrefix)
-		if ours && lv.Snapshot() && !m.held(lv.Name) {
+		snap := strings.HasPrefix(lv.Name, SnapshotPrefix) || k.Hooks && strings.HasPrefix(lv.Name, HookPrefix)
+		// A base outlives its origin, and is then no snapshot.
+		base := k.Bases && strings.HasPrefix(lv.Name, BasePrefix) && lv.Thin()
+		if (snap && lv.Snapshot() || base) && !m.held(lv.Name) {
 			out = append(out, lv)
 		}
 	}
@@ -35,11 +44,11 @@ func (m *Manager) Leftovers(ctx context.Context, vg string, hooks bool) ([]LV, e
 
 // Cleanup unmounts and removes the leftovers and returns what it removed.
 // It goes on past a failure, so one stuck snapshot keeps no other.
-func (m *Manager) Cleanup(ctx context.Context, vg string, hooks bool) ([]string, error) {
+func (m *Manager) Cleanup(ctx context.Context, vg string, k Kinds) ([]string, error) {
 	if err := m.waitCommands(ctx); err != nil {
 		return nil, err
 	}
-	lvs, err := m.Leftovers(ctx, vg, hooks)
+	lvs, err := m.Leftovers(ctx, vg, k)
 	if err != nil {
 		return nil, err
 	}

@@ -102,7 +102,7 @@ func TestCleanupWaitsForCommands(t *testing.T) {
 		os.WriteFile(filepath.Join(proc, "cmdline"), nil, 0o600)
 		close(ended)
 	}()
-	removed, err := m.Cleanup(context.Background(), "vg0", false)
+	removed, err := m.Cleanup(context.Background(), "vg0", Kinds{})
 	select {
 	case <-ended:
 	default:

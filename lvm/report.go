@@ -19,6 +19,8 @@ type LV struct {
 	// DataPercent is the snapshot's used copy-on-write space (or a thin
 	// volume's share of its pool); negative when lvs reports none.
 	DataPercent float64
+	UUID        string // lv_uuid: tells apart volumes that bore the same name
+	ThinID      string // thin_id, the pool's number for a thin volume
 }
 
 // FullName is "VG/LV", the way lvm2 commands and hindsight's messages name it.
@@ -59,7 +61,7 @@ type VG struct {
 	FreeCount  uint64 // free extents
 }
 
-const lvFields = "lv_name,vg_name,lv_path,lv_size,lv_attr,origin,pool_lv,data_percent"
+const lvFields = "lv_name,vg_name,lv_path,lv_size,lv_attr,origin,pool_lv,data_percent,lv_uuid,thin_id"
 
 // report runs an lvm2 reporting command with JSON output in bytes and
 // returns the rows of its one report section.
@@ -93,7 +95,7 @@ func (m *Manager) LVs(ctx context.Context, sel ...string) ([]LV, error) {
 	out := make([]LV, 0, len(rows))
 	for _, r := range rows {
 		lv := LV{VG: r["vg_name"], Name: r["lv_name"], Path: r["lv_path"], Attr: r["lv_attr"],
-			Origin: r["origin"], Pool: r["pool_lv"], DataPercent: -1}
+			Origin: r["origin"], Pool: r["pool_lv"], DataPercent: -1, UUID: r["lv_uuid"], ThinID: r["thin_id"]}
 		if lv.Size, err = parseBytes(r["lv_size"]); err != nil {
 			return nil, fmt.Errorf("lvs: %s: %w", lv.FullName(), err)
 		}

@@ -40,6 +40,7 @@ type Snapshot struct {
 	Origin *LV
 	m      *Manager
 	lock   *os.File
+	kept   bool // renamed to a base (KeepAsBase): no longer to remove
 }
 
 // snapshotExtents is how many extents a classic snapshot gets. lvcreate
@@ -135,6 +136,9 @@ func (s *Snapshot) Check(ctx context.Context) error {
 // Remove removes the snapshot, retrying briefly: right after an unmount
 // the device may still be held open for a moment (udev, blkid).
 func (s *Snapshot) Remove(ctx context.Context) error {
+	if s.kept {
+		return nil
+	}
 	ctx = context.WithoutCancel(ctx)
 	var err error
 	for try := 0; try < removeTries; try++ {

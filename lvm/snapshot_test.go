@@ -249,6 +249,9 @@ func TestLeftovers(t *testing.T) {
 		lvRow("vg0", "hindsight-hook-1234", "swi-a-s---", "web", 1<<30, "1.00"),
 		lvRow("vg0", "my-own-snap", "swi-a-s---", "web", 1<<30, "1.00"),
 		lvRow("vg0", "hindsight-snap-not-a-snapshot", "-wi-a-----", "", 1<<30, ""),
+		lvRow("vg0", "hindsight-base-thin", "Vwi---tz-k", "thin", 1<<30, "3.00"),
+		lvRow("vg0", "hindsight-base-of-removed", "Vwi---tz-k", "", 1<<30, "3.00"),
+		lvRow("vg0", "hindsight-base-not-thin", "-wi-a-----", "", 1<<30, ""),
 	), nil)
 	m := newTestManager(t, r)
 	live, err := m.takeLock("hindsight-snap-web-live")
@@ -257,10 +260,14 @@ func TestLeftovers(t *testing.T) {
 	}
 	defer live.Close()
 	for _, tt := range []struct {
-		hooks bool
-		want  string
-	}{{false, "vg0/hindsight-snap-web-dead"}, {true, "vg0/hindsight-snap-web-dead vg0/hindsight-hook-1234"}} {
-		lvs, err := m.Leftovers(context.Background(), "vg0", tt.hooks)
+		k    Kinds
+		want string
+	}{
+		{Kinds{}, "vg0/hindsight-snap-web-dead"},
+		{Kinds{Hooks: true}, "vg0/hindsight-snap-web-dead vg0/hindsight-hook-1234"},
+		{Kinds{Bases: true}, "vg0/hindsight-snap-web-dead vg0/hindsight-base-thin vg0/hindsight-base-of-removed"},
+	} {
+		lvs, err := m.Leftovers(context.Background(), "vg0", tt.k)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +276,7 @@ func TestLeftovers(t *testing.T) {
 			names = append(names, lv.FullName())
 		}
 		if got := strings.Join(names, " "); got != tt.want {
-			t.Errorf("hooks=%v: leftovers %q, want %q", tt.hooks, got, tt.want)
+			t.Errorf("%+v: leftovers %q, want %q", tt.k, got, tt.want)
 		}
 	}
 }

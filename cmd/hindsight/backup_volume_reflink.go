@@ -92,7 +92,7 @@ func (a *app) changesSince(path string, cur *os.File) snapshot.ChangeOracle {
 	}
 	if err == nil {
 		defer base.Close()
-		var c cloneChanges
+		var c knownChanges
 		if c.base, err = fsmeta.Identity(base); err == nil {
 			if c.unchanged, err = fsmeta.Unchanged(base, cur); err == nil {
 				return c
@@ -103,11 +103,13 @@ func (a *app) changesSince(path string, cur *os.File) snapshot.ChangeOracle {
 	return nil
 }
 
-// cloneChanges is a snapshot.ChangeOracle over the ranges two clones share.
-type cloneChanges struct {
+// knownChanges is a snapshot.ChangeOracle over the ranges known to hold
+// what they held in the base: those two clones share, or two thin
+// volumes map to the same pool blocks.
+type knownChanges struct {
 	base      string
 	unchanged fsmeta.Ranges
 }
 
-func (c cloneChanges) Base() string                { return c.base }
-func (c cloneChanges) Unchanged(off, n int64) bool { return c.unchanged.Contain(off, n) }
+func (c knownChanges) Base() string                { return c.base }
+func (c knownChanges) Unchanged(off, n int64) bool { return c.unchanged.Contain(off, n) }

@@ -23,7 +23,10 @@ removed however the backup ends: success, error, SIGINT, SIGTERM by the
 backup itself; a crash, a panic or SIGKILL by its watchdog, a second
 process that waits for the backup to end. If both are killed (the host
 going down), "hindsight lvm cleanup", and the next "hindsight lvm backup"
-of the same volume group, find and remove the snapshot. Only lvm2's commands are used, with JSON reports.`,
+of the same volume group, find and remove the snapshot. The one exception
+is kept on purpose: the thin snapshot an image backup of a thin volume read
+stays as ` + lvm.BasePrefix + `LV, the base of the next backup (see "lvm
+backup --help"). Only lvm2's commands are used, with JSON reports.`,
 		Args: groupArgs,
 		RunE: groupRun,
 	}

@@ -12,14 +12,16 @@ import (
 
 	"github.com/hindsight-backup/hindsight/lvm"
 	"github.com/hindsight-backup/hindsight/snapshot"
+	"github.com/hindsight-backup/hindsight/snapshot/fsmeta"
 )
 
 type lvmBackupFlags struct {
 	volumeBackupFlags
-	snap     snapshotFlags
-	image    bool
-	all      string
-	excludes []string
+	snap       snapshotFlags
+	image      bool
+	noKeepBase bool
+	all        string
+	excludes   []string
 }
 
 func (a *app) lvmBackupCommand(newManager func() *lvm.Manager) *cobra.Command {
@@ -40,7 +42,15 @@ ends, the backup fails and records nothing.
 
 --all VG backs up every logical volume of VG, one after another, except
 snapshots, thin pools and those matching --exclude (a glob on the name);
-one that fails does not stop the others.`,
+one that fails does not stop the others.
+
+With --image, the thin snapshot of a thin volume is kept after the
+backup as ` + lvm.BasePrefix + `LV, replacing the one kept before, and the
+next backup reads only the blocks the pool's metadata says changed since
+(thin_delta, of thin-provisioning-tools). The base costs pool space for
+the blocks the volume overwrites after it was taken; "hindsight lvm
+cleanup --bases" removes it, and --no-keep-base keeps none. Without a
+base, or without thin_delta, the backup reads the whole volume.`,
 		Example: `  hindsight lvm backup vg0/web01
   hindsight lvm backup --image vg0/win10
   hindsight lvm backup --all vg0 --exclude swap --exclude 'tmp-*'`,
@@ -60,6 +70,7 @@ one that fails does not stop the others.`,
 	fl.snap.register(cmd)
 	f := cmd.Flags()
 	f.BoolVar(&fl.image, "image", false, "back up the raw volume as an image, not its files")
+	f.BoolVar(&fl.noKeepBase, "no-keep-base", false, "with --image, remove a thin volume's snapshot instead of keeping it for the next backup")
 	f.StringVar(&fl.all, "all", "", "back up every logical volume of `VG`")
 	f.StringArrayVarP(&fl.excludes, "exclude", "e", nil, "with --all, leave out volumes whose name matches `GLOB` (repeatable)")
 	return cmd
@@ -117,8 +128,8 @@ func volumesToBackUp(ctx context.Context, m *lvm.Manager, vg string, excludes []
 	}
 	var out []string
 	for _, lv := range lvs {
-		if lv.Snapshot() || strings.HasPrefix(lv.Attr, "t") || excluded(lv.Name, excludes) {
-			continue // snapshots and thin pools hold nothing of their own
+		if lv.Snapshot() || strings.HasPrefix(lv.Attr, "t") || strings.HasPrefix(lv.Name, lvm.BasePrefix) || excluded(lv.Name, excludes) {
+			continue // snapshots, bases and thin pools hold nothing of their own
 		}
 		out = append(out, lv.FullName())
 	}
@@ -147,7 +158,7 @@ func (a *app) lvmBackupOne(s *session, m *lvm.Manager, name, host string, so lvm
 	}
 	// Snapshots a killed run left behind fill up as the origin changes,
 	// and would freeze it once full: remove them first.
-	removed, err := m.Cleanup(ctx, vg, false)
+	removed, err := m.Cleanup(ctx, vg, lvm.Kinds{})
 	for _, r := range removed {
 		fmt.Fprintf(a.stderr, "hindsight: removed leftover snapshot %s\n", r)
 	}
@@ -163,7 +174,16 @@ func (a *app) lvmBackupOne(s *session, m *lvm.Manager, name, host string, so lvm
 				return err
 			}
 			o.Name, o.Volume = lvName+".img", volumeOf(sn.Origin.Size, fs)
+			keep := sn.Origin.Thin() && !fl.noKeepBase
+			if keep {
+				o.Volume.Clone, o.Changes = sn.UUID, a.thinChanges(ctx, m, sn)
+			}
 			res, err = a.backupImage(s, sn.Path, o)
+			if err == nil && keep {
+				if kerr := sn.KeepAsBase(ctx); kerr != nil {
+					fmt.Fprintf(a.stderr, "hindsight: %v; the next backup reads all of %s\n", kerr, name)
+				}
+			}
 			return err
 		}
 		res, err = a.backupSnapshotFiles(s, m, sn, o)
@@ -195,4 +215,27 @@ func (a *app) backupSnapshotFiles(s *session, m *lvm.Manager, sn *lvm.Snapshot, 
 	}, prog)
 	stop()
 	return res, s.err(err)
+}
+
+// thinChanges returns what the thin snapshot sn holds unchanged since the
+// base its volume's last backup kept, or nil where nothing is known: no
+// base yet, or none thin_delta can compare with.
+func (a *app) thinChanges(ctx context.Context, m *lvm.Manager, sn *lvm.Snapshot) snapshot.ChangeOracle {
+	base, err := m.Base(ctx, sn.Origin)
+	if base == nil && err == nil {
+		return nil
+	}
+	var same []lvm.Range
+	if err == nil {
+		same, err = m.ThinUnchanged(ctx, base, &sn.LV)
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "hindsight: %v; reading all of %s\n", err, sn.Origin.FullName())
+		return nil
+	}
+	c := knownChanges{base: base.UUID}
+	for _, r := range same {
+		c.unchanged = append(c.unchanged, fsmeta.Extent{Off: r.Off, Len: r.Len})
+	}
+	return c
 }

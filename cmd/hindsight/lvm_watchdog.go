@@ -73,7 +73,7 @@ func (a *app) runWatchdog(ctx context.Context, m *lvm.Manager) error {
 	if string(msg) == watchdogDone {
 		return nil
 	}
-	removed, err := m.Cleanup(context.WithoutCancel(ctx), "", false)
+	removed, err := m.Cleanup(context.WithoutCancel(ctx), "", lvm.Kinds{})
 	for _, r := range removed {
 		fmt.Fprintf(a.stderr, "hindsight: the backup process died; removed its snapshot %s\n", r)
 	}

@@ -69,14 +69,23 @@ func writeBlocks(t *testing.T, path string, off int64, n int, seed uint64) {
 }
 
 // backupReadBytes runs backup-volume --reflink on img and returns what it
-// read from block devices (the kernel's count, rusage inblock).
+// read from block devices.
 func backupReadBytes(t *testing.T, e *env, img string) int64 {
 	t.Helper()
-	cmd := e.Command(t.Context(), "hindsight", "backup-volume", "--reflink", "--json", img)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("backup-volume --reflink: %v\n%s", err, out)
+	n, _ := readBytes(t, e, "backup-volume", "--reflink", "--json", img)
+	return n
+}
+
+// readBytes runs hindsight with args and returns what it read from block
+// devices (the kernel's count, rusage inblock) and its output.
+func readBytes(t *testing.T, e *env, args ...string) (int64, string) {
+	t.Helper()
+	cmd := e.Command(t.Context(), "hindsight", e.HSArgs(args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", args, err, out)
 	}
-	return cmd.ProcessState.SysUsage().(*syscall.Rusage).Inblock * 512
+	return cmd.ProcessState.SysUsage().(*syscall.Rusage).Inblock * 512, string(out)
 }
 
 func inode(t *testing.T, path string) uint64 {

@@ -38,6 +38,7 @@ func TestRealLVM(t *testing.T) {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+	addThinDelta(t, filepath.Join(payload, "thin"))
 	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout+time.Minute)
 	defer cancel()
 	script, err := filepath.Abs("../scripts/lvm-vm.sh")
@@ -53,7 +54,8 @@ func TestRealLVM(t *testing.T) {
 		t.Fatalf("real-LVM tests in the VM failed (%v):\n%s", err, out)
 	}
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "--- ") || strings.Contains(line, "LVMVM-RESULT") {
+		// Results, and what the guest tests measured (t.Log).
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "--- ") || strings.HasPrefix(l, "guest_test.go:") || strings.Contains(line, "LVMVM-RESULT") {
 			t.Log(strings.TrimSpace(line))
 		}
 	}
@@ -64,4 +66,48 @@ func goTool() string {
 		return p
 	}
 	return "/usr/local/go/bin/go"
+}
+
+// addThinDelta copies the host's thin_delta (thin-provisioning-tools) and
+// the libraries it loads into dir, with a script named thin_delta that
+// runs it there: the VM's initramfs has lvm2 but not it.
+func addThinDelta(t *testing.T, dir string) {
+	t.Helper()
+	bin, err := exec.LookPath("thin_delta")
+	testtree.Require(t, err == nil, "thin_delta (thin-provisioning-tools) on PATH")
+	if bin, err = filepath.EvalSymlinks(bin); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		t.Fatalf("ldd %s: %v", bin, err)
+	}
+	files := []string{bin}
+	for _, f := range strings.Fields(string(out)) {
+		if strings.HasPrefix(f, "/") {
+			files = append(files, f)
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var loader string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(filepath.Base(f), "ld-linux") {
+			loader = filepath.Base(f)
+		}
+	}
+	// pdata_tools runs the tool its first argument names.
+	g := "/payload/dir/thin/"
+	script := "#!/bin/sh\nexec " + g + loader + " --library-path " + g + " " + g + filepath.Base(bin) + " thin_delta \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "thin_delta"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
 }

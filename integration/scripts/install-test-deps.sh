@@ -16,6 +16,7 @@ set -euo pipefail
 # so modprobe could not load anything anyway.
 packages=(fuse3 rsync acl attr e2fsprogs xfsprogs btrfs-progs util-linux procps)
 packages+=(qemu-system-x86 busybox-static lvm2 cpio) # lvm-vm.sh: real LVM in a VM (integration/lvmvm)
+packages+=(thin-provisioning-tools) # thin_delta, copied into that VM
 packages+=(systemd) # systemd-analyze verify of docs/examples/systemd (integration/run)
 # OpenStack Swift (2.30 on bookworm): remote/swift/swifttest runs the account,
 # container, object and proxy servers from these packages on 127.0.0.1. Its

@@ -1,6 +1,7 @@
 // Command fakelvm emulates the lvm2 commands hindsight uses (lvs, vgs,
-// lvcreate, lvcreate -s, lvremove) on loop devices over image files, for
-// machines whose kernel has no device-mapper. Only LVM's metadata is
+// lvcreate, lvcreate -s, lvremove, lvrename, lvchange -an; dmsetup message and
+// thin_delta for thin volumes, see thin.go) on loop devices over image
+// files, for machines whose kernel has no device-mapper. Only LVM's metadata is
 // emulated: volumes are real block devices that real mkfs, mount and
 // restore work on. Install it under each command's name (a symlink) and
 // set FAKELVM_DIR to the directory that holds its state and images.
@@ -41,11 +42,16 @@ const extentSize = 4 << 20
 type state struct {
 	VGs    map[string]*vg `json:"vgs"`
 	Counts map[string]int `json:"counts"` // runs per command, for FAKELVM_SIGNAL_PARENT
+	// MetadataSnaps holds the volume groups whose pool has a metadata
+	// snapshot reserved.
+	MetadataSnaps map[string]bool `json:"metadata_snaps,omitempty"`
 }
 
 type vg struct {
-	Size uint64         `json:"size"`
-	LVs  map[string]*lv `json:"lvs"`
+	Size       uint64         `json:"size"`
+	LVs        map[string]*lv `json:"lvs"`
+	NextThinID int            `json:"next_thin_id,omitempty"`
+	NextUUID   int            `json:"next_uuid,omitempty"`
 }
 
 type lv struct {
@@ -54,6 +60,8 @@ type lv struct {
 	Loop    string `json:"loop"`
 	Origin  string `json:"origin,omitempty"`
 	Thin    bool   `json:"thin,omitempty"`
+	ThinID  int    `json:"thin_id,omitempty"`
+	UUID    string `json:"uuid"`
 	Invalid bool   `json:"invalid,omitempty"`
 	Queries int    `json:"queries,omitempty"`
 }
@@ -128,18 +136,17 @@ func main() {
 	}
 }
 
+// commands are the emulated commands of lvm2 and device-mapper.
+var commands = map[string]func(*state, []string) error{
+	"vgcreate": vgcreate, "vgs": vgs, "lvs": lvs, "lvcreate": lvcreate, "lvremove": lvremove,
+	"lvrename": lvrename, "lvchange": lvchange, "dmsetup": dmsetup, "thin_delta": thinDelta,
+}
+
 func run(st *state, cmd string, args []string) error {
+	if f := commands[cmd]; f != nil {
+		return f(st, args)
+	}
 	switch cmd {
-	case "vgcreate":
-		return vgcreate(st, args)
-	case "vgs":
-		return vgs(st, args)
-	case "lvs":
-		return lvs(st, args)
-	case "lvcreate":
-		return lvcreate(st, args)
-	case "lvremove":
-		return lvremove(st, args)
 	case "invalidate":
 		l, _, err := find(st, args[len(args)-1])
 		if err == nil {

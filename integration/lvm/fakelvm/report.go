@@ -119,9 +119,12 @@ func lvRow(g *vg, vgName, name string, l *lv) map[string]string {
 	if mounted(l.Loop) {
 		attr[5] = 'o'
 	}
+	if l.Loop == "" {
+		attr[4] = '-' // inactive
+	}
 	return map[string]string{"lv_name": name, "vg_name": vgName, "lv_path": l.Loop, "lv_size": u(l.Size),
 		"lv_attr": string(attr), "origin": l.Origin, "pool_lv": map[bool]string{true: "pool", false: ""}[l.Thin],
-		"data_percent": pct}
+		"data_percent": pct, "lv_uuid": l.UUID, "thin_id": thinID(l)}
 }
 
 // mounted says the device is mounted somewhere, by device number.
@@ -141,4 +144,11 @@ func mounted(dev string) bool {
 		}
 	}
 	return false
+}
+
+func thinID(l *lv) string {
+	if !l.Thin {
+		return ""
+	}
+	return strconv.Itoa(l.ThinID)
 }

@@ -94,7 +94,17 @@ func addLV(g *vg, vgName, name string, l *lv) error {
 	if free := g.Size - g.used(); !(l.Thin && l.Origin != "") && l.Size > free {
 		return failf("Volume group %q has insufficient free space (%d extents): %d required.", vgName, free/extentSize, l.Size/extentSize)
 	}
-	l.Image = filepath.Join(os.Getenv("FAKELVM_DIR"), vgName+"-"+name+".img")
+	dir := os.Getenv("FAKELVM_DIR")
+	if p := os.Getenv("FAKELVM_POOL_DIR"); p != "" && l.Thin {
+		dir = p
+	}
+	l.Image = filepath.Join(dir, vgName+"-"+name+".img")
+	g.NextUUID++
+	l.UUID = fmt.Sprintf("fake%02d-%s-%s", g.NextUUID, vgName, name)
+	if l.Thin {
+		g.NextThinID++
+		l.ThinID = g.NextThinID
+	}
 	g.LVs[name] = l
 	return nil
 }
@@ -123,7 +133,11 @@ func createSnapshot(st *state, origin, name, extents string, thin bool) error {
 	// lvcreate -s suspends the origin, which flushes it; a copy of the
 	// image after a sync is what the snapshot would hold.
 	syscall.Sync()
-	if err := copySparse(o.Image, l.Image); err != nil {
+	copyImage := copySparse
+	if thin {
+		copyImage = thinImage
+	}
+	if err := copyImage(o.Image, l.Image); err != nil {
 		return err
 	}
 	fmt.Printf("  Logical volume %q created.\n", name)
@@ -212,10 +226,22 @@ func inUse(dev string) bool {
 }
 
 func detach(l *lv) error {
+	if err := deactivate(l); err != nil {
+		return err
+	}
+	return os.Remove(l.Image)
+}
+
+// deactivate detaches l's loop device; an inactive volume has none.
+func deactivate(l *lv) error {
+	if l.Loop == "" {
+		return nil
+	}
 	if out, err := exec.Command("losetup", "-d", l.Loop).CombinedOutput(); err != nil {
 		return fmt.Errorf("losetup -d %s: %v: %s", l.Loop, err, out)
 	}
-	return os.Remove(l.Image)
+	l.Loop = ""
+	return nil
 }
 
 func teardown(st *state) error {

@@ -36,7 +36,7 @@ func Build(dir string) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building fakelvm: %v\n%s", err, out)
 	}
-	for _, name := range []string{"lvs", "vgs", "lvcreate", "lvremove"} {
+	for _, name := range []string{"lvs", "vgs", "lvcreate", "lvremove", "lvrename", "lvchange", "dmsetup", "thin_delta"} {
 		if err := os.Symlink("fakelvm", filepath.Join(dir, name)); err != nil {
 			return err
 		}
@@ -207,6 +207,7 @@ type LV struct {
 	Path   string `json:"lv_path"`
 	Origin string `json:"origin"`
 	Attr   string `json:"lv_attr"`
+	UUID   string `json:"lv_uuid"`
 }
 
 // LVs lists vg0's volumes as the emulation reports them.
@@ -250,12 +251,13 @@ func (e *Env) MountAt(dev string, opts ...string) string {
 }
 
 // Leftovers lists the snapshots hindsight made that still exist, and
-// what is still mounted under the state directory.
+// what is still mounted under the state directory. A thin volume's base
+// (hindsight-base-LV), kept on purpose by an image backup, is none.
 func (e *Env) Leftovers() []string {
 	e.T.Helper()
 	var out []string
 	for name, l := range e.LVs() {
-		if strings.HasPrefix(name, "hindsight-") {
+		if strings.HasPrefix(name, "hindsight-") && !strings.HasPrefix(name, "hindsight-base-") {
 			out = append(out, "volume "+name+" ("+l.Attr+")")
 		}
 	}
