@@ -73,9 +73,10 @@ import (
 // is dropped from the index before it is removed and its record goes last,
 // and the index of any process learns of all of it from the records.
 //
-// Memory: marks and pack usage live in the scratch database, so memory
-// does not grow with the repository's blobs; it grows by 32 bytes per
-// pack this run condemns or finds condemned.
+// Memory: marks and pack usage live in the scratch database, and marks
+// gather in a set of fixed size first (Marker), so memory does not grow
+// with the repository's blobs; it grows by 32 bytes per pack this run
+// condemns or finds condemned.
 type PruneOptions struct {
 	// DryRun reports what would be done and writes nothing.
 	DryRun bool
@@ -168,6 +169,7 @@ type pruner struct {
 	stepMu  sync.Mutex // one Step call at a time
 	st      PruneStats
 	scratch *index.Scratch
+	marker  *Marker
 	copying *semaphore.Weighted // repackBudget
 	doomed  doomedFilter
 	remotes []string // names whose "r" keys go with deleted packs
@@ -191,7 +193,7 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (PruneStats, err
 	if err != nil {
 		return PruneStats{}, err
 	}
-	p := &pruner{r: r, o: o, scratch: scratch, copying: semaphore.NewWeighted(repackBudget)}
+	p := &pruner{r: r, o: o, scratch: scratch, marker: newMarker(scratch), copying: semaphore.NewWeighted(repackBudget)}
 	err = p.run(ctx)
 	if cerr := scratch.Close(); err == nil {
 		err = cerr

@@ -1,10 +1,13 @@
 package chunkstore
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
@@ -14,66 +17,174 @@ import (
 // Marker records the blobs snapshots reference, for Prune. The snapshot
 // package walks the trees (this package does not read them) and reports
 // what it finds. Its methods are safe for concurrent use.
+//
+// Marks gather in a set in memory: it tells at once whether a tree was
+// marked, and drops the blobs of unchanged files that every snapshot's
+// new copy of their directory names again. When the set fills, and when a
+// mark ends, its contents go to the scratch database sorted, as one table
+// (Scratch.MarkSorted): no write, flush or compaction per blob, which
+// point writes cost. Once it has, a tree the set lacks is looked up there.
+//
+// Memory: the set is markSlots entries of 33 bytes and a bit each, 4.1
+// MiB, whatever the repository's size.
 type Marker struct {
 	s *index.Scratch
 
-	// recent remembers blobs marked lately, one per slot, so that the
-	// blobs of unchanged files, named again by every snapshot's new copy
-	// of their directory, are not written to the scratch database again
-	// and again. A fixed size: memory does not grow with the repository.
-	mu     sync.Mutex
-	recent []index.BlobRef
+	mu      sync.Mutex
+	set     markSet
+	spilled bool // the scratch holds marks: one the set lacks may be there
 }
 
-// recentSlots is the size of Marker.recent (33 bytes a slot).
-const recentSlots = 1 << 17
-
-func newMarker(s *index.Scratch) *Marker {
-	return &Marker{s: s, recent: make([]index.BlobRef, recentSlots)}
-}
-
-// seen reports whether r was marked lately; if not, it records it as
-// marked, which the caller must then do.
-func (m *Marker) seen(r index.BlobRef) bool {
-	slot := &m.recent[binary.LittleEndian.Uint64(r.ID[:8])%recentSlots]
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if *slot == r {
-		return true
-	}
-	*slot = r
-	return false
-}
+func newMarker(s *index.Scratch) *Marker { return &Marker{s: s} }
 
 // Tree marks a tree blob and reports whether it was unmarked before: only
-// then need its entries be walked.
+// then need its entries be walked. Two callers racing on one tree may both
+// be told it is new when the set is spilled between them: the tree is
+// walked twice, never skipped.
 func (m *Marker) Tree(id blob.ID) (bool, error) {
-	if m.seen(index.BlobRef{Type: blob.Tree, ID: id}) {
+	r := index.BlobRef{Type: blob.Tree, ID: id}
+	m.mu.Lock()
+	held, spilled := m.set.has(r), m.spilled
+	m.mu.Unlock()
+	if held {
 		return false, nil
 	}
-	return m.s.MarkFirst(blob.Tree, id)
-}
-
-// Data marks data blobs. It overwrites ids: the caller's buffer holds the
-// ones still to mark, so that marking allocates nothing.
-func (m *Marker) Data(ids []blob.ID) error {
-	fresh := ids[:0]
-	for _, id := range ids {
-		if !m.seen(index.BlobRef{Type: blob.Data, ID: id}) {
-			fresh = append(fresh, id)
+	if spilled {
+		if marked, err := m.s.Marked(blob.Tree, id); err != nil || marked {
+			return false, err
 		}
 	}
-	if len(fresh) == 0 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.add(r)
+}
+
+// Data marks data blobs.
+func (m *Marker) Data(ids []blob.ID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		if _, err := m.add(index.BlobRef{Type: blob.Data, ID: id}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// add puts r in the set, spilling it first if it is full, and reports
+// whether r was absent. The caller holds m.mu.
+func (m *Marker) add(r index.BlobRef) (bool, error) {
+	if m.set.full() {
+		if err := m.spill(); err != nil {
+			return false, err
+		}
+	}
+	return m.set.add(r), nil
+}
+
+// spill moves the set's marks to the scratch database. The caller holds
+// m.mu: a mark is in the set or in the database, never in neither.
+func (m *Marker) spill() error {
+	if m.set.n == 0 {
 		return nil
 	}
-	return m.s.Mark(blob.Data, fresh)
+	m.spilled = true
+	err := m.s.MarkSorted(m.set.sorted())
+	m.set.clear()
+	return err
+}
+
+// flush spills the set and frees it: the steps after a mark read the
+// marks from the scratch database.
+func (m *Marker) flush() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	err := m.spill()
+	m.set = markSet{}
+	return err
+}
+
+// markSlots is the size of a markSet, a power of two; markLoad is how
+// many marks it takes before it spills, so that probes stay short.
+const (
+	markSlots = 1 << 17
+	markLoad  = markSlots / 8 * 7
+)
+
+// markSet is a set of blobs, open addressing with linear probing. Blob
+// IDs are uniform hashes already: their first bytes pick the slot.
+type markSet struct {
+	refs []index.BlobRef // allocated by the first add
+	used []uint64        // a bit per slot of refs
+	n    int
+}
+
+func (s *markSet) full() bool { return s.n >= markLoad }
+
+// find returns r's slot, or the free slot where it would go.
+func (s *markSet) find(r index.BlobRef) (slot int, ok bool) {
+	mask := uint64(len(s.refs) - 1)
+	for i := (binary.LittleEndian.Uint64(r.ID[:8]) ^ uint64(r.Type)) & mask; ; i = (i + 1) & mask {
+		if s.used[i/64]&(1<<(i%64)) == 0 {
+			return int(i), false
+		}
+		if s.refs[i] == r {
+			return int(i), true
+		}
+	}
+}
+
+func (s *markSet) has(r index.BlobRef) bool {
+	if s.n == 0 {
+		return false
+	}
+	_, ok := s.find(r)
+	return ok
+}
+
+// add inserts r and reports whether it was absent. The set must not be
+// full.
+func (s *markSet) add(r index.BlobRef) bool {
+	if s.refs == nil {
+		s.refs, s.used = make([]index.BlobRef, markSlots), make([]uint64, markSlots/64)
+	}
+	i, ok := s.find(r)
+	if ok {
+		return false
+	}
+	s.refs[i] = r
+	s.used[i/64] |= 1 << (i % 64)
+	s.n++
+	return true
+}
+
+// sorted returns the set's blobs in key order (type, then ID). It reorders
+// the slots: the set must be cleared before it is used again.
+func (s *markSet) sorted() []index.BlobRef {
+	n := 0
+	for i := range s.refs {
+		if s.used[i/64]&(1<<(i%64)) != 0 {
+			s.refs[n] = s.refs[i]
+			n++
+		}
+	}
+	out := s.refs[:n]
+	slices.SortFunc(out, func(a, b index.BlobRef) int {
+		return cmp.Or(cmp.Compare(a.Type, b.Type), bytes.Compare(a.ID[:], b.ID[:]))
+	})
+	return out
+}
+
+func (s *markSet) clear() {
+	clear(s.used)
+	s.n = 0
 }
 
 // markSnapshots marks every snapshot in the repository that this run has
 // not marked yet.
 func (p *pruner) markSnapshots(ctx context.Context) error {
-	m := newMarker(p.scratch)
-	return p.r.ListSnapshots(ctx, func(id blob.ID, rec []byte) error {
+	m := p.marker
+	err := p.r.ListSnapshots(ctx, func(id blob.ID, rec []byte) error {
 		done, err := p.scratch.SnapshotMarked(id)
 		if err != nil || done {
 			return err
@@ -96,4 +207,8 @@ func (p *pruner) markSnapshots(ctx context.Context) error {
 		p.st.Snapshots++
 		return p.scratch.MarkSnapshot(id)
 	})
+	if err != nil {
+		return err
+	}
+	return m.flush()
 }
