@@ -171,7 +171,7 @@ type pruner struct {
 	scratch *index.Scratch
 	marker  *Marker
 	copying *semaphore.Weighted // repackBudget
-	doomed  doomedFilter
+	doomed  blobFilter
 	remotes []string // names whose "r" keys go with deleted packs
 }
 

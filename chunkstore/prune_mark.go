@@ -18,45 +18,63 @@ import (
 // package walks the trees (this package does not read them) and reports
 // what it finds. Its methods are safe for concurrent use.
 //
-// Marks gather in a set in memory: it tells at once whether a tree was
-// marked, and drops the blobs of unchanged files that every snapshot's
-// new copy of their directory names again. When the set fills, and when a
-// mark ends, its contents go to the scratch database sorted, as one table
-// (Scratch.MarkSorted): no write, flush or compaction per blob, which
-// point writes cost. Once it has, a tree the set lacks is looked up there.
+// Marks gather in sets in memory: one of trees, which tells at once
+// whether a tree was marked, and one of data blobs, which drops the blobs
+// of unchanged files that every snapshot's new copy of their directory
+// names again. When a set fills, and when a mark ends, its contents go to
+// the scratch database sorted, as one table (Scratch.MarkSorted): no
+// write, flush or compaction per blob, which point writes cost. Once the
+// tree set has spilled, a tree it lacks is looked up there too, unless
+// the filter of all marks shows it was never marked.
 //
-// Memory: the set is markSlots entries of 33 bytes and a bit each, 4.1
-// MiB, whatever the repository's size.
+// Memory: treeSlots+dataSlots entries of 33 bytes and a bit each, and
+// the 1 MiB filter, 6.3 MiB in all, whatever the repository's size.
 type Marker struct {
 	s *index.Scratch
 
-	mu      sync.Mutex
-	set     markSet
-	spilled bool // the scratch holds marks: one the set lacks may be there
+	mu           sync.Mutex
+	trees, data  markSet
+	treesSpilled bool
+	// marks holds every blob marked, for the questions asked once the
+	// sets are spilled (Tree, marked).
+	marks blobFilter
 }
 
-func newMarker(s *index.Scratch) *Marker { return &Marker{s: s} }
+// treeSlots and dataSlots size the sets: a directory's tree is named by
+// its parent, while it lists the data of all its files.
+const treeSlots, dataSlots = 1 << 15, 1 << 17
+
+func newMarker(s *index.Scratch) *Marker {
+	return &Marker{s: s, trees: newMarkSet(treeSlots), data: newMarkSet(dataSlots)}
+}
 
 // Tree marks a tree blob and reports whether it was unmarked before: only
 // then need its entries be walked. Two callers racing on one tree may both
-// be told it is new when the set is spilled between them: the tree is
-// walked twice, never skipped.
+// be told it is new when the set spills between them: the tree is walked
+// twice, never skipped.
 func (m *Marker) Tree(id blob.ID) (bool, error) {
 	r := index.BlobRef{Type: blob.Tree, ID: id}
 	m.mu.Lock()
-	held, spilled := m.set.has(r), m.spilled
+	held, spilled := m.trees.has(r), m.treesSpilled
 	m.mu.Unlock()
 	if held {
 		return false, nil
 	}
-	if spilled {
+	if spilled && m.marks.mayHold(r) {
 		if marked, err := m.s.Marked(blob.Tree, id); err != nil || marked {
 			return false, err
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.add(r)
+	if m.trees.full() {
+		m.treesSpilled = true
+		if err := m.spill(&m.trees); err != nil {
+			return false, err
+		}
+	}
+	m.marks.add(r)
+	return m.trees.add(r), nil
 }
 
 // Data marks data blobs.
@@ -64,62 +82,64 @@ func (m *Marker) Data(ids []blob.ID) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, id := range ids {
-		if _, err := m.add(index.BlobRef{Type: blob.Data, ID: id}); err != nil {
-			return err
+		if m.data.full() {
+			if err := m.spill(&m.data); err != nil {
+				return err
+			}
+		}
+		r := index.BlobRef{Type: blob.Data, ID: id}
+		if m.data.add(r) {
+			m.marks.add(r)
 		}
 	}
 	return nil
 }
 
-// add puts r in the set, spilling it first if it is full, and reports
-// whether r was absent. The caller holds m.mu.
-func (m *Marker) add(r index.BlobRef) (bool, error) {
-	if m.set.full() {
-		if err := m.spill(); err != nil {
-			return false, err
-		}
-	}
-	return m.set.add(r), nil
-}
-
-// spill moves the set's marks to the scratch database. The caller holds
-// m.mu: a mark is in the set or in the database, never in neither.
-func (m *Marker) spill() error {
-	if m.set.n == 0 {
+// spill moves a set's marks to the scratch database. The caller holds
+// m.mu: a mark is in a set or in the database, never in neither.
+func (m *Marker) spill(s *markSet) error {
+	if s.n == 0 {
 		return nil
 	}
-	m.spilled = true
-	err := m.s.MarkSorted(m.set.sorted())
-	m.set.clear()
+	err := m.s.MarkSorted(s.sorted())
+	s.clear()
 	return err
 }
 
-// flush spills the set and frees it: the steps after a mark read the
-// marks from the scratch database.
+// flush spills both sets and frees them until the next mark: the steps
+// after a mark read the marks from the scratch database.
 func (m *Marker) flush() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	err := m.spill()
-	m.set = markSet{}
+	m.treesSpilled = true
+	err := errors.Join(m.spill(&m.trees), m.spill(&m.data))
+	m.trees, m.data = newMarkSet(treeSlots), newMarkSet(dataSlots)
 	return err
 }
 
-// markSlots is the size of a markSet, a power of two; markLoad is how
-// many marks it takes before it spills, so that probes stay short.
-const (
-	markSlots = 1 << 17
-	markLoad  = markSlots / 8 * 7
-)
-
-// markSet is a set of blobs, open addressing with linear probing. Blob
-// IDs are uniform hashes already: their first bytes pick the slot.
-type markSet struct {
-	refs []index.BlobRef // allocated by the first add
-	used []uint64        // a bit per slot of refs
-	n    int
+// marked reports whether a blob is marked, once the marks are flushed.
+func (m *Marker) marked(t blob.Type, id blob.ID) (bool, error) {
+	if !m.marks.mayHold(index.BlobRef{Type: t, ID: id}) {
+		return false, nil
+	}
+	return m.s.Marked(t, id)
 }
 
-func (s *markSet) full() bool { return s.n >= markLoad }
+// markSet is a set of blobs of a fixed size, open addressing with linear
+// probing. Blob IDs are uniform hashes already: their first bytes pick
+// the slot.
+type markSet struct {
+	slots int             // a power of two
+	refs  []index.BlobRef // allocated by the first add
+	used  []uint64        // a bit per slot of refs
+	n     int
+}
+
+func newMarkSet(slots int) markSet { return markSet{slots: slots} }
+
+// full reports whether the set holds as many blobs as it takes: probes
+// stay short while a set is at most 7/8 full.
+func (s *markSet) full() bool { return s.n >= s.slots/8*7 }
 
 // find returns r's slot, or the free slot where it would go.
 func (s *markSet) find(r index.BlobRef) (slot int, ok bool) {
@@ -146,7 +166,7 @@ func (s *markSet) has(r index.BlobRef) bool {
 // full.
 func (s *markSet) add(r index.BlobRef) bool {
 	if s.refs == nil {
-		s.refs, s.used = make([]index.BlobRef, markSlots), make([]uint64, markSlots/64)
+		s.refs, s.used = make([]index.BlobRef, s.slots), make([]uint64, (s.slots+63)/64)
 	}
 	i, ok := s.find(r)
 	if ok {
