@@ -85,6 +85,9 @@ type DB struct {
 type Options struct {
 	CacheSize    int64  // block cache, default 8 MiB
 	MemTableSize uint64 // default 4 MiB
+	// L0Tables is how many overlapping tables of flushed memtables wait
+	// before they are compacted into the level below; default 4.
+	L0Tables int
 }
 
 // Open opens or creates the index in dir. An index written with another
@@ -115,6 +118,9 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 		MemTableSize:       o.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             &pebbleLogger{},
+		// Writes stall only well past the compaction threshold.
+		L0CompactionThreshold: max(o.L0Tables, 4),
+		L0StopWritesThreshold: max(o.L0Tables, 4) * 4,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
