@@ -35,6 +35,9 @@ type Marker struct {
 	mu           sync.Mutex
 	trees, data  markSet
 	treesSpilled bool
+	// rewalk makes Tree report every tree new: a walk that failed may
+	// have marked trees it never walked (markSnapshots).
+	rewalk bool
 	// marks holds every blob marked, for the questions asked once the
 	// sets are spilled (Tree, marked).
 	marks blobFilter
@@ -57,10 +60,10 @@ func (m *Marker) Tree(id blob.ID) (bool, error) {
 	m.mu.Lock()
 	held, spilled := m.trees.has(r), m.treesSpilled
 	m.mu.Unlock()
-	if held {
+	if held && !m.rewalk {
 		return false, nil
 	}
-	if spilled && m.marks.mayHold(r) {
+	if spilled && !m.rewalk && m.marks.mayHold(r) {
 		if marked, err := m.s.Marked(blob.Tree, id); err != nil || marked {
 			return false, err
 		}
@@ -74,7 +77,7 @@ func (m *Marker) Tree(id blob.ID) (bool, error) {
 		}
 	}
 	m.marks.add(r)
-	return m.trees.add(r), nil
+	return m.trees.add(r) || m.rewalk, nil
 }
 
 // Data marks data blobs.
@@ -215,8 +218,12 @@ func (p *pruner) markSnapshots(ctx context.Context) error {
 			// Written after the index was opened, by a process with
 			// another index (a push to this remote): its segments are
 			// in the repository, written before it.
+			// The walk that failed marked trees it may not have
+			// walked: this one walks them all, whatever is marked.
 			if err = p.r.mergeSegments(ctx); err == nil {
+				m.rewalk = true
 				err = p.o.Refs(ctx, rec, m)
+				m.rewalk = false
 			}
 		}
 		// A snapshot that cannot be walked could reference anything: the
