@@ -47,8 +47,9 @@ type Marker struct {
 // its parent, while it lists the data of all its files. A data set that
 // holds fewer blobs than the snapshots' changed directories name spills
 // them again for each snapshot: more tables, which the scratch database
-// compacts (with 2^16 slots the benchmark's 117,000 data blobs were
-// spilled 22 times over, with 2^17 about half as often).
+// compacts. The benchmark's 117,000 data blobs, named 1.3 million times
+// by 15 snapshots, were spilled as 1.3 million marks in 22 tables with
+// 2^16 slots, as 209,000 in 2 with 2^17.
 const treeSlots, dataSlots = 1 << 15, 1 << 17
 
 func newMarker(s *index.Scratch) *Marker {
