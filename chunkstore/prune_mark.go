@@ -1,8 +1,6 @@
 package chunkstore
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -197,9 +195,7 @@ func (s *markSet) sorted() []index.BlobRef {
 		}
 	}
 	out := s.refs[:n]
-	slices.SortFunc(out, func(a, b index.BlobRef) int {
-		return cmp.Or(cmp.Compare(a.Type, b.Type), bytes.Compare(a.ID[:], b.ID[:]))
-	})
+	slices.SortFunc(out, index.BlobRef.Compare)
 	return out
 }
 
