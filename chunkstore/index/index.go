@@ -101,6 +101,9 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 4 << 20
 	}
+	if o.L0Tables == 0 {
+		o.L0Tables = 4
+	}
 	if err := fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -114,15 +117,15 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 	}
 	defer lock.Close() // Open takes its own reference
 	db, err := pebble.Open(dir, &pebble.Options{
-		FS:                 markerSyncFS{fs},
-		Lock:               lock,
-		CacheSize:          o.CacheSize,
-		MemTableSize:       o.MemTableSize,
-		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             &pebbleLogger{},
-		// Writes stall only well past the compaction threshold.
-		L0CompactionThreshold: max(o.L0Tables, 4),
-		L0StopWritesThreshold: max(o.L0Tables, 4) * 4,
+		FS:                    markerSyncFS{fs},
+		Lock:                  lock,
+		CacheSize:             o.CacheSize,
+		MemTableSize:          o.MemTableSize,
+		FormatMajorVersion:    pebble.FormatNewest,
+		Logger:                &pebbleLogger{},
+		L0CompactionThreshold: o.L0Tables,
+		// Pebble's own ratio: writes stall at three times as many.
+		L0StopWritesThreshold: 3 * o.L0Tables,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
