@@ -174,27 +174,35 @@ func (s *Scratch) AddCandidate(pack blob.ID, size int64) error {
 	return s.set(idKey(scratchCandidate, pack), binary.BigEndian.AppendUint64(nil, uint64(size)))
 }
 
-// UsageBatch adds blobs to the usage of their packs.
+// UsageBatch adds blobs to the usage of their packs. It sums them in
+// memory, pack by pack, and writes the sums when it holds usagePacks packs
+// and at Commit: one merge per pack, not one per blob, whose flushes and
+// compactions cost more than the summing.
 type UsageBatch struct {
-	s *Scratch
-	b *pebble.Batch
-	n int
+	s     *Scratch
+	max   int
+	packs map[blob.ID]usageSum
 }
 
+// usagePacks bounds a UsageBatch's memory: about 100 bytes a pack, 1.6
+// MiB in all. Repositories of fewer packs (a few hundred GiB) have their
+// usage written once.
+const usagePacks = 1 << 14
+
 // NewUsageBatch starts adding usage; Commit ends it.
-func (s *Scratch) NewUsageBatch() *UsageBatch { return &UsageBatch{s: s, b: s.db.NewBatch()} }
+func (s *Scratch) NewUsageBatch() *UsageBatch {
+	return &UsageBatch{s: s, max: usagePacks, packs: map[blob.ID]usageSum{}}
+}
 
 // Add counts length bytes of a blob in pack, as used if used.
 func (u *UsageBatch) Add(pack blob.ID, length uint32, used bool) error {
-	var v [16]byte
+	sum := u.packs[pack]
+	sum.total += uint64(length)
 	if used {
-		binary.BigEndian.PutUint64(v[:], uint64(length))
+		sum.used += uint64(length)
 	}
-	binary.BigEndian.PutUint64(v[8:], uint64(length))
-	if err := u.b.Merge(idKey(scratchUsage, pack), v[:], nil); err != nil {
-		return err
-	}
-	if u.n++; u.n < 4096 {
+	u.packs[pack] = sum
+	if len(u.packs) < u.max {
 		return nil
 	}
 	return u.Commit()
@@ -202,14 +210,19 @@ func (u *UsageBatch) Add(pack blob.ID, length uint32, used bool) error {
 
 // Commit writes what was added so far; the batch may be used again.
 func (u *UsageBatch) Commit() error {
-	err := u.s.guard.write(func() error { return u.b.Commit(pebble.NoSync) })
-	u.b.Close()
-	u.b, u.n = u.s.db.NewBatch(), 0
-	return err
+	b := u.s.db.NewBatch()
+	defer b.Close()
+	for pack, sum := range u.packs {
+		if err := b.Merge(idKey(scratchUsage, pack), sum.encode(), nil); err != nil {
+			return err
+		}
+	}
+	clear(u.packs)
+	return u.s.guard.write(func() error { return b.Commit(pebble.NoSync) })
 }
 
 // Close drops what was added since the last Commit.
-func (u *UsageBatch) Close() { u.b.Close() }
+func (u *UsageBatch) Close() { clear(u.packs) }
 
 // PackUsage is what one candidate pack holds.
 type PackUsage struct {
@@ -316,7 +329,9 @@ func (m *usageSum) add(v []byte) error {
 func (m *usageSum) MergeNewer(v []byte) error { return m.add(v) }
 func (m *usageSum) MergeOlder(v []byte) error { return m.add(v) }
 
-func (m *usageSum) Finish(bool) ([]byte, io.Closer, error) {
+func (m *usageSum) Finish(bool) ([]byte, io.Closer, error) { return m.encode(), nil, nil }
+
+func (m *usageSum) encode() []byte {
 	v := binary.BigEndian.AppendUint64(nil, m.used)
-	return binary.BigEndian.AppendUint64(v, m.total), nil, nil
+	return binary.BigEndian.AppendUint64(v, m.total)
 }
