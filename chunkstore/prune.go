@@ -73,10 +73,11 @@ import (
 // is dropped from the index before it is removed and its record goes last,
 // and the index of any process learns of all of it from the records.
 //
-// Memory: marks and pack usage live in the scratch database, and marks
-// gather in a set of fixed size first (Marker), so memory does not grow
-// with the repository's blobs; it grows by 32 bytes per pack this run
-// condemns or finds condemned.
+// Memory: marks and pack usage live in the scratch database; marks gather
+// in sets of fixed size first (Marker), and usage in sums of at most 16Ki
+// packs (index.UsageBatch). So memory does not grow with the repository's
+// blobs; it grows by 32 bytes per pack this run condemns or finds
+// condemned.
 type PruneOptions struct {
 	// DryRun reports what would be done and writes nothing.
 	DryRun bool
