@@ -8,33 +8,36 @@ import (
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
 )
 
-// doomedFilter is a Bloom filter of the blobs doomed in this run, of a
-// fixed size: looking for other copies of doomed blobs asks about every
-// blob of every segment, and nearly all are not doomed; the filter answers
-// those without a lookup in the scratch database. Blob IDs are uniform
-// hashes already, so their bytes serve as the filter's hashes.
-type doomedFilter struct {
+// blobFilter is a Bloom filter of blobs, of a fixed size, that answers
+// most questions about blobs never added without a lookup in the scratch
+// database: looking for other copies of doomed blobs asks about every
+// blob of every segment, and nearly all are not doomed; settling asks
+// whether the blobs of condemned packs are marked, and nearly all are
+// not. Blob IDs are uniform hashes already, so their bytes serve as the
+// filter's hashes.
+type blobFilter struct {
 	mu   sync.Mutex
 	bits []uint64
 }
 
-// doomedBits is the filter's size: 1 MiB, under 1% false positives up to
-// a million doomed blobs.
-const doomedBits = 8 << 20
+// filterBits is the filter's size: 1 MiB, under 1% false positives up to
+// a million blobs; past that it answers "maybe" more and more often, and
+// the lookups it saves are made.
+const filterBits = 8 << 20
 
-func (f *doomedFilter) positions(r index.BlobRef) [3]uint64 {
+func (f *blobFilter) positions(r index.BlobRef) [3]uint64 {
 	var p [3]uint64
 	for i := range p {
-		p[i] = (binary.LittleEndian.Uint64(r.ID[8*i:]) ^ uint64(r.Type)) % doomedBits
+		p[i] = (binary.LittleEndian.Uint64(r.ID[8*i:]) ^ uint64(r.Type)) % filterBits
 	}
 	return p
 }
 
-func (f *doomedFilter) add(r index.BlobRef) {
+func (f *blobFilter) add(r index.BlobRef) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.bits == nil {
-		f.bits = make([]uint64, doomedBits/64)
+		f.bits = make([]uint64, filterBits/64)
 	}
 	for _, p := range f.positions(r) {
 		f.bits[p/64] |= 1 << (p % 64)
@@ -42,7 +45,7 @@ func (f *doomedFilter) add(r index.BlobRef) {
 }
 
 // mayHold reports false only for a blob never added.
-func (f *doomedFilter) mayHold(r index.BlobRef) bool {
+func (f *blobFilter) mayHold(r index.BlobRef) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.bits == nil {

@@ -49,7 +49,7 @@ func (p *pruner) repackPack(ctx context.Context, id blob.ID) error {
 // placedIn reports whether a referenced blob of pack id has its indexed copy
 // there (or none at all), so that the pack's copy is the one in use.
 func (p *pruner) placedIn(id blob.ID, e pack.Entry) (bool, error) {
-	marked, err := p.scratch.Marked(e.Type, e.ID)
+	marked, err := p.marker.marked(e.Type, e.ID)
 	if err != nil || !marked {
 		return false, err
 	}

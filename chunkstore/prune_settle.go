@@ -279,6 +279,9 @@ func (p *pruner) deletePack(ctx context.Context, id blob.ID) error {
 	var moved []index.BlobEntry
 	for i, e := range entries {
 		refs[i] = index.BlobRef{Type: e.Type, ID: e.ID}
+		if !p.doomed.mayHold(refs[i]) {
+			continue // only doomed blobs have copies recorded
+		}
 		loc, ok, err := p.scratch.Elsewhere(refs[i])
 		if err != nil {
 			return err

@@ -422,3 +422,33 @@ func TestPruneInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestPruneRewalksAfterMissingBlob: a walk stopped by a blob the index did
+// not know yet is redone after the segments are merged, and the trees the
+// stopped walk marked are walked again, not taken as walked.
+func TestPruneRewalksAfterMissingBlob(t *testing.T) {
+	f := newPruneFixture(t)
+	ids := f.blobs(4)
+	f.snapshot(ids)
+	root := blob.ID{1}
+	calls := 0
+	refs := func(_ context.Context, _ []byte, m *Marker) error {
+		calls++
+		first, err := m.Tree(root)
+		if err != nil || !first {
+			return err // as snapshot.Refs does: a marked tree was walked
+		}
+		if calls == 1 {
+			return &BlobMissingError{Type: blob.Tree, ID: root}
+		}
+		return m.Data(slices.Clone(ids))
+	}
+	l := f.lock("prune")
+	if _, err := f.r.Prune(f.ctx, PruneOptions{Lock: l, Refs: refs}); err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if calls != 2 || !allTrue(f.loadable(ids)) {
+		t.Fatalf("after %d walks, loadable %v", calls, f.loadable(ids))
+	}
+}

@@ -1,6 +1,8 @@
 package index
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 
@@ -44,6 +46,11 @@ func decodeCondemnation(pack blob.ID, v []byte) (Condemnation, error) {
 type BlobRef struct {
 	Type blob.Type
 	ID   blob.ID
+}
+
+// Compare orders blobs as their keys are: by type, then ID.
+func (r BlobRef) Compare(o BlobRef) int {
+	return cmp.Or(cmp.Compare(r.Type, o.Type), bytes.Compare(r.ID[:], o.ID[:]))
 }
 
 // condemnation returns the pack's "c" key, if it has one.
@@ -154,22 +161,17 @@ func (d *DB) DropPack(pack blob.ID, blobs []BlobRef, moved []BlobEntry, remotes 
 	for _, e := range moved {
 		elsewhere[BlobRef{e.Type, e.ID}] = e.Location
 	}
-	for _, r := range blobs {
-		l, ok, err := d.Lookup(r.Type, r.ID)
-		if err != nil || !ok || l.Pack != pack {
-			if err != nil {
-				return err
-			}
-			continue
+	err := d.lookupSorted(blobs, func(r BlobRef, l Location) error {
+		if l.Pack != pack {
+			return nil
 		}
 		if nl, ok := elsewhere[r]; ok {
-			err = b.Set(blobKey(r.Type, r.ID), nl.encode(), nil)
-		} else {
-			err = b.Delete(blobKey(r.Type, r.ID), nil)
+			return b.Set(blobKey(r.Type, r.ID), nl.encode(), nil)
 		}
-		if err != nil {
-			return err
-		}
+		return b.Delete(blobKey(r.Type, r.ID), nil)
+	})
+	if err != nil {
+		return err
 	}
 	if err := b.Delete(idKey(prefixCondemn, pack), nil); err != nil {
 		return err

@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
@@ -19,6 +22,7 @@ import (
 // starts over with an empty one.
 type Scratch struct {
 	db    *pebble.DB
+	opts  *pebble.Options
 	fs    vfs.FS
 	dir   string
 	guard *guard
@@ -59,11 +63,14 @@ func OpenScratch(fs vfs.FS, dir string, o Options) (*Scratch, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	// MarkSorted writes tables with these options: the defaults Open
+	// would fill in must be there already.
+	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open prune scratch space %s: %w", dir, err)
 	}
-	return &Scratch{db: db, fs: fs, dir: dir, guard: &guard{fs: fs, dir: dir}}, nil
+	return &Scratch{db: db, opts: opts, fs: fs, dir: dir, guard: &guard{fs: fs, dir: dir}}, nil
 }
 
 // Close closes and deletes the scratch database.
@@ -84,30 +91,40 @@ func (s *Scratch) set(k, v []byte) error {
 	return s.guard.write(func() error { return s.db.Set(k, v, pebble.NoSync) })
 }
 
-// Mark records that snapshots reference the blobs of type t.
-func (s *Scratch) Mark(t blob.Type, ids []blob.ID) error {
-	b := s.db.NewBatch()
-	defer b.Close()
-	// The batch copies each key: one buffer serves them all.
-	k := refKey(scratchMark, t, blob.ID{})
-	for _, id := range ids {
-		copy(k[2:], id[:])
-		if err := b.Set(k, nil, nil); err != nil {
-			return err
+// MarkSorted records that snapshots reference the blobs refs, which must
+// be in key order (type, then ID) and distinct. They go into the database
+// as one table, written whole and ingested: no memtable, no flush, and
+// no compaction unless tables of several calls overlap.
+func (s *Scratch) MarkSorted(refs []BlobRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	path := s.fs.PathJoin(s.dir, "marks.ingest")
+	f, err := s.fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.opts.MakeWriterOptions(0, s.db.TableFormat()))
+	k := refKey(scratchMark, 0, blob.ID{})
+	for _, r := range refs {
+		k[1] = byte(r.Type)
+		copy(k[2:], r.ID[:])
+		if err = w.Set(k, nil); err != nil {
+			break
 		}
 	}
-	return s.guard.write(func() error { return b.Commit(pebble.NoSync) })
-}
-
-// MarkFirst marks one blob and reports whether it was unmarked before. Two
-// callers racing on one blob may both be told it is new: for a tree that
-// means walking it twice, never skipping it.
-func (s *Scratch) MarkFirst(t blob.Type, id blob.ID) (bool, error) {
-	k := refKey(scratchMark, t, id)
-	if ok, err := s.has(k); err != nil || ok {
-		return false, err
+	// Close closes the file, whatever went wrong before.
+	if cerr := w.Close(); err == nil {
+		err = cerr
 	}
-	return true, s.set(k, nil)
+	if err == nil {
+		// Ingest moves the file into the database.
+		err = s.guard.write(func() error { return s.db.Ingest(context.Background(), []string{path}) })
+	}
+	if err != nil {
+		_ = s.fs.Remove(path) // or OpenScratch's RemoveAll does
+	}
+	return err
 }
 
 // Marked reports whether the blob is marked.
@@ -157,27 +174,35 @@ func (s *Scratch) AddCandidate(pack blob.ID, size int64) error {
 	return s.set(idKey(scratchCandidate, pack), binary.BigEndian.AppendUint64(nil, uint64(size)))
 }
 
-// UsageBatch adds blobs to the usage of their packs.
+// UsageBatch adds blobs to the usage of their packs. It sums them in
+// memory, pack by pack, and writes the sums when it holds usagePacks packs
+// and at Commit: one merge per pack, not one per blob, whose flushes and
+// compactions cost more than the summing.
 type UsageBatch struct {
-	s *Scratch
-	b *pebble.Batch
-	n int
+	s     *Scratch
+	max   int
+	packs map[blob.ID]usageSum
 }
 
+// usagePacks bounds a UsageBatch's memory: about 100 bytes a pack, 1.6
+// MiB in all. Repositories of fewer packs (a few hundred GiB) have their
+// usage written once.
+const usagePacks = 1 << 14
+
 // NewUsageBatch starts adding usage; Commit ends it.
-func (s *Scratch) NewUsageBatch() *UsageBatch { return &UsageBatch{s: s, b: s.db.NewBatch()} }
+func (s *Scratch) NewUsageBatch() *UsageBatch {
+	return &UsageBatch{s: s, max: usagePacks, packs: map[blob.ID]usageSum{}}
+}
 
 // Add counts length bytes of a blob in pack, as used if used.
 func (u *UsageBatch) Add(pack blob.ID, length uint32, used bool) error {
-	var v [16]byte
+	sum := u.packs[pack]
+	sum.total += uint64(length)
 	if used {
-		binary.BigEndian.PutUint64(v[:], uint64(length))
+		sum.used += uint64(length)
 	}
-	binary.BigEndian.PutUint64(v[8:], uint64(length))
-	if err := u.b.Merge(idKey(scratchUsage, pack), v[:], nil); err != nil {
-		return err
-	}
-	if u.n++; u.n < 4096 {
+	u.packs[pack] = sum
+	if len(u.packs) < u.max {
 		return nil
 	}
 	return u.Commit()
@@ -185,14 +210,19 @@ func (u *UsageBatch) Add(pack blob.ID, length uint32, used bool) error {
 
 // Commit writes what was added so far; the batch may be used again.
 func (u *UsageBatch) Commit() error {
-	err := u.s.guard.write(func() error { return u.b.Commit(pebble.NoSync) })
-	u.b.Close()
-	u.b, u.n = u.s.db.NewBatch(), 0
-	return err
+	b := u.s.db.NewBatch()
+	defer b.Close()
+	for pack, sum := range u.packs {
+		if err := b.Merge(idKey(scratchUsage, pack), sum.encode(), nil); err != nil {
+			return err
+		}
+	}
+	clear(u.packs)
+	return u.s.guard.write(func() error { return b.Commit(pebble.NoSync) })
 }
 
 // Close drops what was added since the last Commit.
-func (u *UsageBatch) Close() { u.b.Close() }
+func (u *UsageBatch) Close() { clear(u.packs) }
 
 // PackUsage is what one candidate pack holds.
 type PackUsage struct {
@@ -299,7 +329,9 @@ func (m *usageSum) add(v []byte) error {
 func (m *usageSum) MergeNewer(v []byte) error { return m.add(v) }
 func (m *usageSum) MergeOlder(v []byte) error { return m.add(v) }
 
-func (m *usageSum) Finish(bool) ([]byte, io.Closer, error) {
+func (m *usageSum) Finish(bool) ([]byte, io.Closer, error) { return m.encode(), nil, nil }
+
+func (m *usageSum) encode() []byte {
 	v := binary.BigEndian.AppendUint64(nil, m.used)
-	return binary.BigEndian.AppendUint64(v, m.total), nil, nil
+	return binary.BigEndian.AppendUint64(v, m.total)
 }

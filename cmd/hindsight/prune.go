@@ -76,8 +76,8 @@ relies on.`,
 }
 
 // maintenanceMemoryLimit replaces the CLI's default heap limit for prune
-// and forget. What they keep is small and fixed (prune: 4 MiB of recently
-// marked blobs, a 1 MiB Bloom filter; forget: 2 MiB of trees); the rest of
+// and forget. What they keep is small and fixed (prune: 5.2 MiB of marks
+// not yet spilled, two 1 MiB Bloom filters; forget: 2 MiB of trees); the rest of
 // their heap is trees, rows and buffers dead as soon as they are used,
 // which the default limit let pile up to twice the live data. At 16 MiB
 // the collector runs more often (prune: ~8% of its CPU) and prune's peak
