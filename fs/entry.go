@@ -122,6 +122,9 @@ type dirHandle struct {
 	dir  *entryNode
 	list []Entry // sorted by name
 	next int     // the entry Readdirent returns next; its offset is next
+	// de is what Readdirent returns, reused: go-fuse copies it before
+	// asking for the next, and a walk lists a hundred thousand entries.
+	de fuse.DirEntry
 }
 
 func (d *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) {
@@ -130,7 +133,8 @@ func (d *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) 
 	}
 	e := &d.list[d.next]
 	d.next++
-	return &fuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: d.ino(e), Off: uint64(d.next)}, 0
+	d.de = fuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: d.ino(e), Off: uint64(d.next)}
+	return &d.de, 0
 }
 
 func (d *dirHandle) Seekdir(_ context.Context, off uint64) syscall.Errno {
