@@ -313,16 +313,16 @@ func (r *mountRepo) Root(ctx context.Context, s *fs.Snapshot) (fs.Entry, error) 
 	return entryOf(id, &t.Nodes[0]), nil
 }
 
-func (r *mountRepo) List(ctx context.Context, dir *fs.Entry) ([]fs.Entry, error) {
+func (r *mountRepo) List(ctx context.Context, dir *fs.Entry, buf []fs.Entry) ([]fs.Entry, error) {
 	id := dir.Ref.(blob.ID)
 	t, err := r.view.Tree(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]fs.Entry, len(t.Nodes))
+	out := buf[:0]
 	var subdirs []blob.ID
 	for i := range t.Nodes {
-		out[i] = entryOf(id, &t.Nodes[i])
+		out = append(out, entryOf(id, &t.Nodes[i]))
 		if t.Nodes[i].Type == snapshot.TypeDir {
 			subdirs = append(subdirs, t.Nodes[i].Subtree)
 		}
