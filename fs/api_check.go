@@ -22,6 +22,7 @@ var (
 	_ = (fusefs.FileReaddirenter)((*dirHandle)(nil))
 	_ = (fusefs.FileSeekdirer)((*dirHandle)(nil))
 	_ = (fusefs.FileLookuper)((*dirHandle)(nil))
+	_ = (fusefs.FileReleasedirer)((*dirHandle)(nil))
 	_ = (fusefs.NodeReadlinker)((*entryNode)(nil))
 	_ = (fusefs.NodeGetxattrer)((*entryNode)(nil))
 	_ = (fusefs.NodeListxattrer)((*entryNode)(nil))

@@ -109,7 +109,11 @@ func (n *entryNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 // directories never change, so the kernel may keep their listings.
 func (n *entryNode) OpendirHandle(ctx context.Context, _ uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	dir := n.entry()
-	list, err := n.m.repo.List(ctx, &dir)
+	var buf []Entry
+	if p, ok := n.m.lists.Get().(*[]Entry); ok {
+		buf = *p
+	}
+	list, err := n.m.repo.List(ctx, &dir, buf)
 	if errno := n.m.errno(err, "reading directory", n.path()); errno != 0 {
 		return nil, 0, errno
 	}
@@ -122,6 +126,9 @@ type dirHandle struct {
 	dir  *entryNode
 	list []Entry // sorted by name
 	next int     // the entry Readdirent returns next; its offset is next
+	// de is what Readdirent returns, reused: go-fuse copies it before
+	// asking for the next, and a walk lists a hundred thousand entries.
+	de fuse.DirEntry
 }
 
 func (d *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) {
@@ -130,7 +137,8 @@ func (d *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) 
 	}
 	e := &d.list[d.next]
 	d.next++
-	return &fuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: d.ino(e), Off: uint64(d.next)}, 0
+	d.de = fuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: d.ino(e), Off: uint64(d.next)}
+	return &d.de, 0
 }
 
 func (d *dirHandle) Seekdir(_ context.Context, off uint64) syscall.Errno {
@@ -154,6 +162,23 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	e := &d.list[i]
 	return d.dir.m.newEntry(ctx, &d.dir.Inode, d.dir.snap, d.ino(e), *e, out), 0
 }
+
+// Releasedir passes the listing on to the next directory opened: the
+// nodes made from it keep copies of what they need. It is cleared first,
+// so that a pooled listing pins no names or handles, and a huge one is
+// left to the collector rather than kept for directories of any size.
+func (d *dirHandle) Releasedir(context.Context, uint32) {
+	l := d.list
+	d.list = nil
+	if cap(l) > maxPooledList {
+		return
+	}
+	clear(l)
+	d.dir.m.lists.Put(&l)
+}
+
+// maxPooledList is the most entries a recycled listing holds (some 700 KB).
+const maxPooledList = 4096
 
 func (d *dirHandle) ino(e *Entry) uint64 { return entryIno(d.dir.snap, d.dir.StableAttr().Ino, e) }
 

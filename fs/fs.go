@@ -95,8 +95,10 @@ type Repository interface {
 	// List, Lookup and Open get back an Entry the Repository returned,
 	// without its Name: fs keeps no names of its own.
 	//
-	// List returns a directory's entries sorted by name.
-	List(ctx context.Context, dir *Entry) ([]Entry, error)
+	// List returns a directory's entries sorted by name, appended to
+	// buf[:0]: fs passes back the listings of directories it is done
+	// with, so that a walk does not allocate one per directory.
+	List(ctx context.Context, dir *Entry, buf []Entry) ([]Entry, error)
 	Lookup(ctx context.Context, dir *Entry, name string) (Entry, error)
 	Open(ctx context.Context, file *Entry) (File, error)
 	// History returns the versions of a path ("" is the source's root)

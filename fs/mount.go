@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -133,6 +134,8 @@ type mount struct {
 	repo Repository
 	log  *slog.Logger
 	cat  atomic.Pointer[catalog]
+	// lists recycles the listings of closed directories (*[]Entry).
+	lists sync.Pool
 }
 
 func (m *mount) refreshLoop(ctx context.Context, every time.Duration) {

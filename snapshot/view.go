@@ -89,11 +89,15 @@ const nodeSize = int64(unsafe.Sizeof(Node{}))
 // Tree returns the decoded tree blob id.
 func (v *View) Tree(ctx context.Context, id blob.ID) (*Tree, error) {
 	return v.trees.get(ctx, id, func(ctx context.Context) (*Tree, int64, error) {
-		b, err := v.repo.LoadBlob(ctx, blob.Tree, id, nil)
+		// The plaintext is dead once decoded (the tree's strings share a
+		// copy of it), so it goes back to the pool: a walk loads a tree
+		// per directory.
+		b, err := v.repo.LoadBlob(ctx, blob.Tree, id, v.bufs.Get(0))
 		if err != nil {
 			return nil, 0, err
 		}
 		t, err := DecodeTree(b)
+		v.bufs.Put(b)
 		if err != nil {
 			return nil, 0, fmt.Errorf("tree %s: %w", id.Short(), err)
 		}
