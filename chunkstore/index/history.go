@@ -201,7 +201,16 @@ func decodeHistoryKey(source string, rest []byte) (*HistoryRow, error) {
 	}
 	r := &HistoryRow{Source: source}
 	if n > 0 {
-		r.Path = strings.ReplaceAll(string(rest[:n-1]), "\x00", "/")
+		// One allocation: the path is built with its separators.
+		var b strings.Builder
+		b.Grow(n - 1)
+		for _, c := range rest[:n-1] {
+			if c == 0 {
+				c = '/'
+			}
+			b.WriteByte(c)
+		}
+		r.Path = b.String()
 	}
 	r.Time = int64(binary.BigEndian.Uint64(rest[n+1:]) ^ (1 << 63))
 	copy(r.Snapshot[:], rest[n+9:])

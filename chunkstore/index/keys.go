@@ -123,19 +123,27 @@ func historyPathKey(k []byte, source, path string) []byte {
 }
 
 // appendComponents appends each component of path followed by 0x00.
+// It allocates nothing: forget and prune build a key for every history
+// row they scan.
 func appendComponents(k []byte, path string) []byte {
-	for _, c := range strings.Split(path, "/") {
-		if c == "" {
-			continue
+	for path != "" {
+		var c string
+		c, path, _ = strings.Cut(path, "/")
+		if c != "" {
+			k = append(k, c...)
+			k = append(k, 0)
 		}
-		k = append(k, c...)
-		k = append(k, 0)
 	}
 	return k
 }
 
 func historyKey(source, path string, t int64, snap blob.ID) []byte {
-	k := historyPathKey(make([]byte, 0, 64+len(path)), source, path)
+	return appendHistoryKey(make([]byte, 0, 64+len(path)), source, path, t, snap)
+}
+
+// appendHistoryKey appends the key historyKey returns to k.
+func appendHistoryKey(k []byte, source, path string, t int64, snap blob.ID) []byte {
+	k = historyPathKey(k, source, path)
 	k = binary.BigEndian.AppendUint64(k, uint64(t)^(1<<63))
 	return append(k, snap[:]...)
 }

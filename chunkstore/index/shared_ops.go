@@ -173,12 +173,17 @@ func (s *Shared) History(source, path string, fn func(*HistoryRow) error) error 
 // HistoryRows resumes by key: a row's key orders rows as the scan yields
 // them.
 func (s *Shared) HistoryRows(source string, fn func(*HistoryRow) error) error {
-	c := cursor[string]{cmp: strings.Compare}
+	// The cursor's keys alternate between two buffers: forget scans every
+	// row of a source, and a key allocated per row cost a tenth of its CPU.
+	var last, next []byte
+	delivered := false
 	return s.do(func(b backend) error {
 		return b.HistoryRows(source, func(r *HistoryRow) error {
-			if !c.fresh(string(historyKey(r.Source, r.Path, r.Time, r.Snapshot))) {
+			next = appendHistoryKey(next[:0], r.Source, r.Path, r.Time, r.Snapshot)
+			if delivered && bytes.Compare(next, last) <= 0 {
 				return nil
 			}
+			last, next, delivered = next, last, true
 			return fn(r)
 		})
 	})
