@@ -173,17 +173,19 @@ func (s *Shared) History(source, path string, fn func(*HistoryRow) error) error 
 // HistoryRows resumes by key: a row's key orders rows as the scan yields
 // them.
 func (s *Shared) HistoryRows(source string, fn func(*HistoryRow) error) error {
-	// The cursor's keys alternate between two buffers: forget scans every
-	// row of a source, and a key allocated per row cost a tenth of its CPU.
-	var last, next []byte
-	delivered := false
+	// Keys are built in the buffer the cursor does not hold: forget scans
+	// every row of a source, and a key allocated per row cost a tenth of
+	// its CPU.
+	c := cursor[[]byte]{cmp: bytes.Compare}
+	var spare []byte
 	return s.do(func(b backend) error {
 		return b.HistoryRows(source, func(r *HistoryRow) error {
-			next = appendHistoryKey(next[:0], r.Source, r.Path, r.Time, r.Snapshot)
-			if delivered && bytes.Compare(next, last) <= 0 {
+			k, held := appendHistoryKey(spare[:0], r.Source, r.Path, r.Time, r.Snapshot), c.last
+			if !c.fresh(k) {
+				spare = k
 				return nil
 			}
-			last, next, delivered = next, last, true
+			spare = held
 			return fn(r)
 		})
 	})

@@ -63,8 +63,10 @@ is removed however the backup ends; one left by a killed run is reused.`,
 			if fl.cloneDir != "" && !fl.reflink {
 				return usagef("--clone-dir needs --reflink")
 			}
-			if fi, err := os.Stat(args[0]); fl.reflink && err == nil && !fi.Mode().IsRegular() {
-				return usagef("--reflink clones image files; %s is not a regular file", args[0])
+			if fl.reflink {
+				if fi, err := os.Stat(args[0]); err == nil && !fi.Mode().IsRegular() {
+					return usagef("--reflink clones image files; %s is not a regular file", args[0])
+				}
 			}
 			host, err := hostName(fl.host)
 			if err != nil {
