@@ -80,7 +80,7 @@ func Mount(ctx context.Context, dir string, repo Repository, o Options) (*Server
 			// Reads of up to 1 MiB (a typical chunk) per request: fewer
 			// round trips for sequential reads.
 			MaxWrite:     1 << 20,
-			MaxReadAhead: 1 << 20,
+			MaxReadAhead: readAheadKB << 10,
 			// Content never changes: keep it in the page cache even when
 			// attributes are refreshed, and cache symlink targets
 			// ("latest" gets a new inode when it moves).
@@ -98,6 +98,9 @@ func Mount(ctx context.Context, dir string, repo Repository, o Options) (*Server
 	go srv.Serve()
 	if err := srv.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	if err := raiseReadAhead(dir); err != nil {
+		o.Logger.Debug("kernel read-ahead left at its default", "err", err)
 	}
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	go m.refreshLoop(rctx, o.Refresh)
