@@ -1,0 +1,592 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// rawFS serves the mount through go-fuse's raw protocol API. A walk makes
+// the kernel hold a node for every entry it listed, a hundred thousand
+// after one find: here such a node costs nothing of its own. An entry of a
+// snapshot's tree is numbered by where it lives, the slot of its
+// directory's loaded listing and its index there (treeBit|slot<<32|index),
+// and a slot counts the kernel's references to all its entries at once;
+// when FORGET drops them to zero, the listing goes. What the catalog
+// makes up (sources, latest, .history and the entries it shows, snapshot
+// roots) is few and kept as one node each.
+type rawFS struct {
+	fuse.RawFileSystem
+	m *mount
+
+	mu      sync.Mutex
+	nodes   map[uint64]*node  // by node ID, the catalog's
+	byIno   map[uint64]uint64 // node ID by inode number, the catalog's
+	nextID  uint64
+	slots   []*dirSlot // nil where free
+	free    []uint32   // free slots
+	slotOf  map[uint64]uint32
+	handles map[uint64]any // *dirHandle or File
+	nextFh  uint64
+}
+
+// treeBit marks the node IDs of entries in loaded listings; the catalog's
+// IDs count up from 2 and never reach it.
+const (
+	treeBit  = 1 << 63
+	maxSlots = 1<<31 - 1 // keeps IDs below go-fuse's reserved ^0
+)
+
+type nodeKind uint8
+
+const (
+	kindRoot nodeKind = iota
+	kindSource
+	kindLatest
+	kindHistory
+	kindEntry // a snapshot's root, or a version under .history
+)
+
+// node is one of the catalog's nodes.
+type node struct {
+	kind   nodeKind
+	refs   uint64 // the kernel's lookups
+	ino    uint64
+	source string // the source's directory name (source, history)
+	latest *latestLink
+	hist   *historyDir
+	entry  *placedEntry
+}
+
+// placedEntry is an entry outside any loaded listing, with what numbering
+// its children and naming it in logs needs.
+type placedEntry struct {
+	e         Entry
+	snap, ino uint64
+	path      string
+}
+
+// dirSlot is one loaded listing of a snapshot directory.
+type dirSlot struct {
+	dir       uint64 // the directory's node ID
+	snap, ino uint64 // the snapshot's and the directory's inode numbers
+	path      string // for logs
+	list      []Entry
+	refs      uint64 // lookups of its entries, plus open handles
+}
+
+// dirHandle is an open directory: a slot of the snapshot's tree, or a
+// listing the catalog made at open.
+type dirHandle struct {
+	slot uint32
+	list []fuse.DirEntry // nil for a slot
+}
+
+func newRawFS(m *mount) *rawFS {
+	r := &rawFS{
+		RawFileSystem: fuse.NewDefaultRawFileSystem(),
+		m:             m,
+		nodes:         map[uint64]*node{rootIno: {kind: kindRoot, ino: rootIno}},
+		byIno:         map[uint64]uint64{rootIno: rootIno},
+		nextID:        rootIno + 1,
+		slotOf:        make(map[uint64]uint32),
+		handles:       make(map[uint64]any),
+	}
+	return r
+}
+
+func (r *rawFS) String() string { return "hindsight" }
+
+// loc is where a node's entry lives: a slot and index, or a catalog node.
+type loc struct {
+	s    *dirSlot
+	i    int
+	n    *placedEntry
+	kind nodeKind // of the catalog node when not an entry
+	node *node
+}
+
+func (l loc) entry() *Entry {
+	if l.s != nil {
+		return &l.s.list[l.i]
+	}
+	if l.n != nil {
+		return &l.n.e
+	}
+	return nil
+}
+
+func (l loc) snapIno() (snap, ino uint64) {
+	if l.s != nil {
+		e := &l.s.list[l.i]
+		return l.s.snap, entryIno(l.s.snap, l.s.ino, e)
+	}
+	return l.n.snap, l.n.ino
+}
+
+func (l loc) path() string {
+	if l.s != nil {
+		return l.s.path + "/" + l.s.list[l.i].Name
+	}
+	if l.n != nil {
+		return l.n.path
+	}
+	return ""
+}
+
+// locate finds node id; the caller holds mu. ok is false for an ID the
+// kernel should not have.
+func (r *rawFS) locate(id uint64) (loc, bool) {
+	if id&treeBit != 0 {
+		si, i := uint32(id>>32)&maxSlots, int(uint32(id))
+		if int(si) >= len(r.slots) || r.slots[si] == nil || i >= len(r.slots[si].list) {
+			return loc{}, false
+		}
+		return loc{s: r.slots[si], i: i}, true
+	}
+	n := r.nodes[id]
+	if n == nil {
+		return loc{}, false
+	}
+	return loc{n: n.entry, kind: n.kind, node: n}, true
+}
+
+func (r *rawFS) lookupLoc(id uint64) (loc, fuse.Status) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l, ok := r.locate(id)
+	if !ok {
+		return loc{}, fuse.Status(syscall.ESTALE)
+	}
+	return l, fuse.OK
+}
+
+// intern returns the ID of the catalog node numbered ino, made by mk if
+// the kernel holds none, and counts one lookup of it.
+func (r *rawFS) intern(ino uint64, mk func() *node) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id, ok := r.byIno[ino]; ok {
+		r.nodes[id].refs++
+		return id
+	}
+	n := mk()
+	n.ino, n.refs = ino, 1
+	id := r.nextID
+	r.nextID++
+	r.nodes[id] = n
+	r.byIno[ino] = id
+	return id
+}
+
+func (r *rawFS) Forget(id, nlookup uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id&treeBit != 0 {
+		si := uint32(id>>32) & maxSlots
+		if int(si) < len(r.slots) && r.slots[si] != nil {
+			r.unref(si, nlookup)
+		}
+		return
+	}
+	n := r.nodes[id]
+	if n == nil || n.kind == kindRoot {
+		return
+	}
+	n.refs -= min(n.refs, nlookup)
+	if n.refs == 0 {
+		delete(r.nodes, id)
+		delete(r.byIno, n.ino)
+	}
+}
+
+// unref drops k references to slot si and frees it at zero; the caller
+// holds mu.
+func (r *rawFS) unref(si uint32, k uint64) {
+	s := r.slots[si]
+	s.refs -= min(s.refs, k)
+	if s.refs > 0 {
+		return
+	}
+	r.slots[si] = nil
+	r.free = append(r.free, si)
+	delete(r.slotOf, s.dir)
+	// The listing goes to the next directory loaded, cleared so that it
+	// pins nothing; a huge one is left to the collector.
+	if l := s.list; cap(l) <= maxPooledList {
+		clear(l)
+		r.m.lists.Put(&l)
+	}
+}
+
+// acquire returns the slot of directory id's listing, loading it if no
+// slot holds it, with one reference the caller drops with unref.
+func (r *rawFS) acquire(ctx context.Context, id uint64) (uint32, syscall.Errno) {
+	r.mu.Lock()
+	if si, ok := r.slotOf[id]; ok {
+		r.slots[si].refs++
+		r.mu.Unlock()
+		return si, 0
+	}
+	l, ok := r.locate(id)
+	if !ok || l.entry() == nil {
+		r.mu.Unlock()
+		return 0, syscall.ENOTDIR
+	}
+	dir := *l.entry()
+	snap, ino := l.snapIno()
+	path := l.path()
+	r.mu.Unlock()
+	if dir.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return 0, syscall.ENOTDIR
+	}
+	var buf []Entry
+	if p, ok := r.m.lists.Get().(*[]Entry); ok {
+		buf = *p
+	}
+	list, err := r.m.repo.List(ctx, &dir, buf)
+	if errno := r.m.errno(err, "reading directory", path); errno != 0 {
+		return 0, errno
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if si, ok := r.slotOf[id]; ok { // loaded meanwhile
+		r.slots[si].refs++
+		return si, 0
+	}
+	s := &dirSlot{dir: id, snap: snap, ino: ino, path: path, list: list, refs: 1}
+	var si uint32
+	if n := len(r.free); n > 0 {
+		si, r.free = r.free[n-1], r.free[:n-1]
+		r.slots[si] = s
+	} else {
+		if len(r.slots) >= maxSlots {
+			return 0, syscall.ENOMEM
+		}
+		si = uint32(len(r.slots))
+		r.slots = append(r.slots, s)
+	}
+	r.slotOf[id] = si
+	return si, 0
+}
+
+// maxPooledList is the most entries a recycled listing holds (some 700 KB).
+const maxPooledList = 4096
+
+func treeID(si uint32, i int) uint64 { return treeBit | uint64(si)<<32 | uint64(i) }
+
+// fillEntry describes entry e, numbered ino, as node id.
+func fillEntry(out *fuse.EntryOut, id, ino uint64, e *Entry, timeout time.Duration) {
+	out.NodeId = id
+	fillAttr(&out.Attr, e)
+	out.Attr.Ino = ino
+	out.SetEntryTimeout(timeout)
+	out.SetAttrTimeout(timeout)
+}
+
+func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
+	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
+	l, st := r.lookupLoc(h.NodeId)
+	if st != fuse.OK {
+		return st
+	}
+	if l.node == nil || l.kind == kindEntry {
+		return r.lookupTree(ctx, h.NodeId, name, out)
+	}
+	switch l.kind {
+	case kindRoot:
+		return r.lookupSource(name, out)
+	case kindSource:
+		return r.lookupInSource(ctx, l.node.source, name, out)
+	case kindHistory:
+		return r.lookupHistory(ctx, l.node, name, out)
+	}
+	return fuse.ENOTDIR
+}
+
+func (r *rawFS) lookupTree(ctx context.Context, dir uint64, name string, out *fuse.EntryOut) fuse.Status {
+	si, errno := r.acquire(ctx, dir)
+	if errno != 0 {
+		return fuse.Status(errno)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer r.unref(si, 1)
+	s := r.slots[si]
+	i, found := slices.BinarySearchFunc(s.list, name, func(e Entry, name string) int { return strings.Compare(e.Name, name) })
+	if !found {
+		return fuse.ENOENT
+	}
+	e := &s.list[i]
+	fillEntry(out, treeID(si, i), entryIno(s.snap, s.ino, e), e, immutableTimeout)
+	s.refs++
+	return fuse.OK
+}
+
+func (r *rawFS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
+	l, st := r.lookupLoc(in.NodeId)
+	if st != fuse.OK {
+		return st
+	}
+	var d dirHandle
+	if l.node == nil || l.kind == kindEntry {
+		si, errno := r.acquire(ctx, in.NodeId)
+		if errno != 0 {
+			return fuse.Status(errno)
+		}
+		d.slot = si
+		// A snapshot's directories never change, so the kernel may keep
+		// their listings.
+		out.OpenFlags = fuse.FOPEN_CACHE_DIR
+	} else {
+		list, errno := r.catalogList(ctx, l.node)
+		if errno != 0 {
+			return fuse.Status(errno)
+		}
+		d.list = list
+		if d.list == nil {
+			d.list = []fuse.DirEntry{}
+		}
+	}
+	out.Fh = r.addHandle(&d)
+	return fuse.OK
+}
+
+func (r *rawFS) addHandle(h any) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nextFh++
+	r.handles[r.nextFh] = h
+	return r.nextFh
+}
+
+func (r *rawFS) dirHandle(fh uint64) *dirHandle {
+	d, _ := r.handles[fh].(*dirHandle)
+	return d
+}
+
+func (r *rawFS) ReleaseDir(in *fuse.ReleaseIn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.dirHandle(in.Fh)
+	delete(r.handles, in.Fh)
+	if d != nil && d.list == nil {
+		r.unref(d.slot, 1)
+	}
+}
+
+func (r *rawFS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+	return r.readDir(in, out, false)
+}
+
+func (r *rawFS) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+	return r.readDir(in, out, true)
+}
+
+// readDir lists from in.Offset, the index of the entry to list next. With
+// plus, each entry of a snapshot's tree comes with its lookup, counted on
+// the slot; the catalog's come without (a zero node ID), and the kernel
+// looks them up if it needs them.
+func (r *rawFS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.dirHandle(in.Fh)
+	if d == nil {
+		return fuse.EBADF
+	}
+	if d.list != nil {
+		for i := int(min(in.Offset, uint64(len(d.list)))); i < len(d.list); i++ {
+			de := d.list[i]
+			de.Off = uint64(i + 1)
+			if plus && out.AddDirLookupEntry(de) == nil || !plus && !out.AddDirEntry(de) {
+				break
+			}
+		}
+		return fuse.OK
+	}
+	s := r.slots[d.slot]
+	for i := int(min(in.Offset, uint64(len(s.list)))); i < len(s.list); i++ {
+		e := &s.list[i]
+		ino := entryIno(s.snap, s.ino, e)
+		de := fuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: ino, Off: uint64(i + 1)}
+		if !plus {
+			if !out.AddDirEntry(de) {
+				break
+			}
+			continue
+		}
+		eo := out.AddDirLookupEntry(de)
+		if eo == nil {
+			break
+		}
+		fillEntry(eo, treeID(d.slot, i), ino, e, immutableTimeout)
+		s.refs++
+	}
+	return fuse.OK
+}
+
+func (r *rawFS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
+	l, st := r.lookupLoc(in.NodeId)
+	if st != fuse.OK {
+		return st
+	}
+	if e := l.entry(); e != nil {
+		fillAttr(&out.Attr, e)
+		_, out.Ino = l.snapIno()
+		out.SetTimeout(immutableTimeout)
+		return fuse.OK
+	}
+	return r.catalogAttr(l.node, &out.Attr, out)
+}
+
+func (r *rawFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
+	l, st := r.lookupLoc(h.NodeId)
+	if st != fuse.OK {
+		return nil, st
+	}
+	if e := l.entry(); e != nil {
+		return []byte(e.Target), fuse.OK
+	}
+	if l.kind == kindLatest {
+		return []byte(l.node.latest.target), fuse.OK
+	}
+	return nil, fuse.EINVAL
+}
+
+func (r *rawFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
+	l, st := r.lookupLoc(h.NodeId)
+	if st != fuse.OK {
+		return 0, st
+	}
+	if e := l.entry(); e != nil {
+		for _, x := range e.Xattrs {
+			if x.Name == attr {
+				return copyOut(dest, x.Value)
+			}
+		}
+	}
+	return 0, fuse.ENOATTR
+}
+
+func (r *rawFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
+	l, st := r.lookupLoc(h.NodeId)
+	if st != fuse.OK {
+		return 0, st
+	}
+	var b []byte
+	if e := l.entry(); e != nil {
+		for _, x := range e.Xattrs {
+			b = append(append(b, x.Name...), 0)
+		}
+	}
+	return copyOut(dest, b)
+}
+
+// copyOut answers the getxattr/listxattr protocol: an empty dest asks for
+// the size, a short one is ERANGE.
+func copyOut(dest, v []byte) (uint32, fuse.Status) {
+	if len(dest) == 0 {
+		return uint32(len(v)), fuse.OK
+	}
+	if len(dest) < len(v) {
+		return 0, fuse.ERANGE
+	}
+	return uint32(copy(dest, v)), fuse.OK
+}
+
+// Open hands out a File per open: the kernel may read one open file from
+// several threads, and read-ahead follows each reader separately.
+func (r *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	if in.Flags&writeFlags != 0 {
+		return fuse.EROFS
+	}
+	l, st := r.lookupLoc(in.NodeId)
+	if st != fuse.OK {
+		return st
+	}
+	e := l.entry()
+	if e == nil {
+		return fuse.EISDIR
+	}
+	file := *e
+	f, err := r.m.repo.Open(&fuse.Context{Caller: in.Caller, Cancel: cancel}, &file)
+	if errno := r.m.errno(err, "opening file", r.where(in.NodeId)); errno != 0 {
+		return fuse.Status(errno)
+	}
+	out.Fh = r.addHandle(f)
+	// Content never changes, so what the page cache holds from an
+	// earlier open is still right.
+	out.OpenFlags = fuse.FOPEN_KEEP_CACHE
+	return fuse.OK
+}
+
+// where names node id in logs.
+func (r *rawFS) where(id uint64) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l, _ := r.locate(id)
+	return l.path()
+}
+
+func (r *rawFS) file(fh uint64) File {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, _ := r.handles[fh].(File)
+	return f
+}
+
+func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
+	f := r.file(in.Fh)
+	if f == nil {
+		return nil, fuse.EBADF
+	}
+	k, err := f.ReadAt(&fuse.Context{Caller: in.Caller, Cancel: cancel}, buf[:min(len(buf), int(in.Size))], int64(in.Offset))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fuse.Status(r.m.errno(err, "reading file", r.where(in.NodeId)))
+	}
+	return fuse.ReadResultData(buf[:k]), fuse.OK
+}
+
+func (r *rawFS) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
+	f := r.file(in.Fh)
+	l, st := r.lookupLoc(in.NodeId)
+	if f == nil || st != fuse.OK || l.entry() == nil {
+		return fuse.EBADF
+	}
+	size := l.entry().Size
+	switch in.Whence {
+	case unix.SEEK_DATA:
+		d, ok := f.NextData(int64(in.Offset))
+		if !ok {
+			return fuse.Status(syscall.ENXIO)
+		}
+		out.Offset = uint64(d)
+		return fuse.OK
+	case unix.SEEK_HOLE:
+		if in.Offset >= size {
+			return fuse.Status(syscall.ENXIO)
+		}
+		out.Offset = uint64(min(f.NextHole(int64(in.Offset)), int64(size)))
+		return fuse.OK
+	}
+	return fuse.EINVAL
+}
+
+func (r *rawFS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.handles, in.Fh)
+}
+
+func (r *rawFS) StatFs(cancel <-chan struct{}, in *fuse.InHeader, out *fuse.StatfsOut) fuse.Status {
+	return fuse.OK
+}
