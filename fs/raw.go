@@ -219,11 +219,15 @@ func (r *rawFS) unref(si uint32, k uint64) {
 	r.slots[si] = nil
 	r.free = append(r.free, si)
 	delete(r.slotOf, s.dir)
-	// The listing goes to the next directory loaded, cleared so that it
-	// pins nothing; a huge one is left to the collector.
-	if l := s.list; cap(l) <= maxPooledList {
+	r.m.recycle(s.list)
+}
+
+// recycle passes a listing on to the next directory loaded, cleared so
+// that it pins nothing; a huge one is left to the collector.
+func (m *mount) recycle(l []Entry) {
+	if cap(l) <= maxPooledList {
 		clear(l)
-		r.m.lists.Put(&l)
+		m.lists.Put(&l)
 	}
 }
 
@@ -254,15 +258,21 @@ func (r *rawFS) acquire(ctx context.Context, id uint64) (uint32, syscall.Errno) 
 	}
 	list, err := r.m.repo.List(ctx, &dir, buf)
 	if errno := r.m.errno(err, "reading directory", path); errno != 0 {
+		r.m.recycle(list)
 		return 0, errno
 	}
+	// The listing is kept as long as the kernel holds one of its entries:
+	// at its own size, not the size of the recycled buffer it was read
+	// into, which goes on to the next directory.
+	kept := slices.Clone(list)
+	r.m.recycle(list)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if si, ok := r.slotOf[id]; ok { // loaded meanwhile
 		r.slots[si].refs++
 		return si, 0
 	}
-	s := &dirSlot{dir: id, snap: snap, ino: ino, path: path, list: list, refs: 1}
+	s := &dirSlot{dir: id, snap: snap, ino: ino, path: path, list: kept, refs: 1}
 	var si uint32
 	if n := len(r.free); n > 0 {
 		si, r.free = r.free[n-1], r.free[:n-1]
