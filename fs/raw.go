@@ -455,7 +455,7 @@ func (r *rawFS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.At
 		out.SetTimeout(immutableTimeout)
 		return fuse.OK
 	}
-	return r.catalogAttr(l.node, &out.Attr, out)
+	return r.catalogAttr(l.node, out)
 }
 
 func (r *rawFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {

@@ -82,27 +82,26 @@ func (r *rawFS) catalogList(ctx context.Context, n *node) ([]fuse.DirEntry, sysc
 	return nil, syscall.ENOTDIR
 }
 
-func (r *rawFS) catalogAttr(n *node, a *fuse.Attr, out *fuse.AttrOut) fuse.Status {
-	a.Ino = n.ino
+func (r *rawFS) catalogAttr(n *node, out *fuse.AttrOut) fuse.Status {
 	switch n.kind {
 	case kindRoot:
-		listingAttr(a, r.m.cat.Load().newest)
+		listingAttr(&out.Attr, r.m.cat.Load().newest)
 		out.SetTimeout(changingTimeout)
 	case kindSource:
 		s := r.m.cat.Load().byName[n.source]
 		if s == nil {
 			return fuse.ENOENT
 		}
-		listingAttr(a, s.snaps[s.latest()].Time)
+		listingAttr(&out.Attr, s.snaps[s.latest()].Time)
 		out.SetTimeout(changingTimeout)
 	case kindLatest:
-		n.latest.attr(a)
+		n.latest.attr(&out.Attr)
 		out.SetTimeout(immutableTimeout)
 	case kindHistory:
-		n.hist.attr(a)
+		n.hist.attr(&out.Attr)
 		out.SetTimeout(immutableTimeout)
 	}
-	a.Ino = n.ino
+	out.Ino = n.ino
 	return fuse.OK
 }
 
