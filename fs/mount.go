@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -78,9 +79,13 @@ func Mount(ctx context.Context, dir string, repo Repository, o Options) (*Server
 		EnableSymlinkCaching:     true,
 		// As root, mount(2) directly; otherwise through fusermount3.
 		DirectMount: true,
-		Debug:       o.Debug,
+		// See rawFS.OpenDir.
+		ExtraCapabilities: fuse.CAP_NO_OPENDIR_SUPPORT,
+		Debug:             o.Debug,
 	}
-	srv, err := fuse.NewServer(newRawFS(m), dir, &mo)
+	r := newRawFS(m)
+	m.changed = r.catalogChanged
+	srv, err := fuse.NewServer(r, dir, &mo)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
@@ -123,6 +128,8 @@ type mount struct {
 	repo Repository
 	log  *slog.Logger
 	cat  atomic.Pointer[catalog]
+	// changed is called when a refresh finds snapshots made or forgotten.
+	changed func()
 	// lists recycles the listings of closed directories (*[]Entry).
 	lists sync.Pool
 }
@@ -147,7 +154,10 @@ func (m *mount) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.cat.Store(newCatalog(snaps))
+	c := newCatalog(snaps)
+	if old := m.cat.Swap(c); old != nil && !slices.Equal(old.ids, c.ids) && m.changed != nil {
+		m.changed()
+	}
 	return nil
 }
 

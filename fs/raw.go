@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,7 +26,8 @@ import (
 // roots) is few and kept as one node each.
 type rawFS struct {
 	fuse.RawFileSystem
-	m *mount
+	m   *mount
+	srv atomic.Pointer[fuse.Server]
 
 	mu      sync.Mutex
 	nodes   map[uint64]*node  // by node ID, the catalog's
@@ -34,7 +36,7 @@ type rawFS struct {
 	slots   []*dirSlot // nil where free
 	free    []uint32   // free slots
 	slotOf  map[uint64]uint32
-	handles map[uint64]any // *dirHandle or File
+	handles map[uint64]File // open files
 	nextFh  uint64
 }
 
@@ -80,14 +82,7 @@ type dirSlot struct {
 	snap, ino uint64 // the snapshot's and the directory's inode numbers
 	path      string // for logs
 	list      []Entry
-	refs      uint64 // lookups of its entries, plus open handles
-}
-
-// dirHandle is an open directory: a slot of the snapshot's tree, or a
-// listing the catalog made at open.
-type dirHandle struct {
-	slot uint32
-	list []fuse.DirEntry // nil for a slot
+	refs      uint64 // lookups of its entries, plus calls using it
 }
 
 func newRawFS(m *mount) *rawFS {
@@ -98,12 +93,38 @@ func newRawFS(m *mount) *rawFS {
 		byIno:         map[uint64]uint64{rootIno: rootIno},
 		nextID:        rootIno + 1,
 		slotOf:        make(map[uint64]uint32),
-		handles:       make(map[uint64]any),
+		handles:       make(map[uint64]File),
 	}
 	return r
 }
 
 func (r *rawFS) String() string { return "hindsight" }
+
+// Init keeps the server, to tell the kernel when listings change.
+func (r *rawFS) Init(s *fuse.Server) { r.srv.Store(s) }
+
+// catalogChanged makes the kernel drop what it keeps of the directories
+// the catalog makes up (the root, sources, .history): their listings and
+// attributes change with every snapshot made or forgotten. A snapshot's
+// own tree never changes.
+func (r *rawFS) catalogChanged() {
+	srv := r.srv.Load()
+	if srv == nil {
+		return
+	}
+	var ids []uint64
+	r.mu.Lock()
+	for id, n := range r.nodes {
+		if n.kind == kindRoot || n.kind == kindSource || n.kind == kindHistory {
+			ids = append(ids, id)
+		}
+	}
+	r.mu.Unlock()
+	for _, id := range ids {
+		// ENOENT for a node the kernel dropped meanwhile: nothing to drop.
+		srv.InodeNotify(id, 0, 0)
+	}
+}
 
 // loc is where a node's entry lives: a slot and index, or a catalog node.
 type loc struct {
@@ -322,7 +343,9 @@ func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, ou
 	return fuse.ENOTDIR
 }
 
-func (r *rawFS) lookupTree(ctx context.Context, dir uint64, name string, out *fuse.EntryOut) fuse.Status {
+// withListing calls f with directory dir's listing, loaded if need be,
+// holding mu.
+func (r *rawFS) withListing(ctx context.Context, dir uint64, f func(si uint32, s *dirSlot) fuse.Status) fuse.Status {
 	si, errno := r.acquire(ctx, dir)
 	if errno != 0 {
 		return fuse.Status(errno)
@@ -330,92 +353,64 @@ func (r *rawFS) lookupTree(ctx context.Context, dir uint64, name string, out *fu
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer r.unref(si, 1)
-	s := r.slots[si]
-	i, found := slices.BinarySearchFunc(s.list, name, func(e Entry, name string) int { return strings.Compare(e.Name, name) })
-	if !found {
-		return fuse.ENOENT
-	}
-	e := &s.list[i]
-	fillEntry(out, treeID(si, i), entryIno(s.snap, s.ino, e), e, immutableTimeout)
-	s.refs++
-	return fuse.OK
+	return f(si, r.slots[si])
 }
 
-func (r *rawFS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
-	l, st := r.lookupLoc(in.NodeId)
-	if st != fuse.OK {
-		return st
-	}
-	var d dirHandle
-	if l.node == nil || l.kind == kindEntry {
-		si, errno := r.acquire(ctx, in.NodeId)
-		if errno != 0 {
-			return fuse.Status(errno)
+func (r *rawFS) lookupTree(ctx context.Context, dir uint64, name string, out *fuse.EntryOut) fuse.Status {
+	return r.withListing(ctx, dir, func(si uint32, s *dirSlot) fuse.Status {
+		i, found := slices.BinarySearchFunc(s.list, name, func(e Entry, name string) int { return strings.Compare(e.Name, name) })
+		if !found {
+			return fuse.ENOENT
 		}
-		d.slot = si
-		// A snapshot's directories never change, so the kernel may keep
-		// their listings.
-		out.OpenFlags = fuse.FOPEN_CACHE_DIR
-	} else {
-		list, errno := r.catalogList(ctx, l.node)
-		if errno != 0 {
-			return fuse.Status(errno)
-		}
-		d.list = list
-		if d.list == nil {
-			d.list = []fuse.DirEntry{}
-		}
-	}
-	out.Fh = r.addHandle(&d)
-	return fuse.OK
+		e := &s.list[i]
+		fillEntry(out, treeID(si, i), entryIno(s.snap, s.ino, e), e, immutableTimeout)
+		s.refs++
+		return fuse.OK
+	})
 }
 
-func (r *rawFS) addHandle(h any) uint64 {
+// OpenDir tells the kernel, which was offered CAP_NO_OPENDIR_SUPPORT, to
+// stop sending OPENDIR and RELEASEDIR: a walk would wait for a round trip
+// per directory for handles that hold nothing READDIR needs. The kernel
+// then keeps every listing (FOPEN_CACHE_DIR) until told otherwise; see
+// catalogChanged.
+func (r *rawFS) OpenDir(<-chan struct{}, *fuse.OpenIn, *fuse.OpenOut) fuse.Status {
+	return fuse.ENOSYS
+}
+
+func (r *rawFS) addHandle(f File) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.nextFh++
-	r.handles[r.nextFh] = h
+	r.handles[r.nextFh] = f
 	return r.nextFh
 }
 
-func (r *rawFS) dirHandle(fh uint64) *dirHandle {
-	d, _ := r.handles[fh].(*dirHandle)
-	return d
-}
-
-func (r *rawFS) ReleaseDir(in *fuse.ReleaseIn) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d := r.dirHandle(in.Fh)
-	delete(r.handles, in.Fh)
-	if d != nil && d.list == nil {
-		r.unref(d.slot, 1)
-	}
-}
-
 func (r *rawFS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
-	return r.readDir(in, out, false)
+	return r.readDir(cancel, in, out, false)
 }
 
 func (r *rawFS) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
-	return r.readDir(in, out, true)
+	return r.readDir(cancel, in, out, true)
 }
 
 // readDir lists from in.Offset, the index of the entry to list next. With
 // plus, each entry of a snapshot's tree comes with its lookup, counted on
 // the slot; the catalog's come without (a zero node ID), and the kernel
 // looks them up if it needs them.
-func (r *rawFS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d := r.dirHandle(in.Fh)
-	if d == nil {
-		return fuse.EBADF
+func (r *rawFS) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
+	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
+	l, st := r.lookupLoc(in.NodeId)
+	if st != fuse.OK {
+		return st
 	}
-	if d.list != nil {
-		for i := int(min(in.Offset, uint64(len(d.list)))); i < len(d.list); i++ {
-			de := d.list[i]
+	if l.node != nil && l.kind != kindEntry {
+		list, errno := r.catalogList(ctx, l.node)
+		if errno != 0 {
+			return fuse.Status(errno)
+		}
+		for i := int(min(in.Offset, uint64(len(list)))); i < len(list); i++ {
+			de := list[i]
 			de.Off = uint64(i + 1)
 			if plus && out.AddDirLookupEntry(de) == nil || !plus && !out.AddDirEntry(de) {
 				break
@@ -423,25 +418,26 @@ func (r *rawFS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse
 		}
 		return fuse.OK
 	}
-	s := r.slots[d.slot]
-	for i := int(min(in.Offset, uint64(len(s.list)))); i < len(s.list); i++ {
-		e := &s.list[i]
-		ino := entryIno(s.snap, s.ino, e)
-		de := fuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: ino, Off: uint64(i + 1)}
-		if !plus {
-			if !out.AddDirEntry(de) {
+	return r.withListing(ctx, in.NodeId, func(si uint32, s *dirSlot) fuse.Status {
+		for i := int(min(in.Offset, uint64(len(s.list)))); i < len(s.list); i++ {
+			e := &s.list[i]
+			ino := entryIno(s.snap, s.ino, e)
+			de := fuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: ino, Off: uint64(i + 1)}
+			if !plus {
+				if !out.AddDirEntry(de) {
+					break
+				}
+				continue
+			}
+			eo := out.AddDirLookupEntry(de)
+			if eo == nil {
 				break
 			}
-			continue
+			fillEntry(eo, treeID(si, i), ino, e, immutableTimeout)
+			s.refs++
 		}
-		eo := out.AddDirLookupEntry(de)
-		if eo == nil {
-			break
-		}
-		fillEntry(eo, treeID(d.slot, i), ino, e, immutableTimeout)
-		s.refs++
-	}
-	return fuse.OK
+		return fuse.OK
+	})
 }
 
 func (r *rawFS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
@@ -550,8 +546,7 @@ func (r *rawFS) where(id uint64) string {
 func (r *rawFS) file(fh uint64) File {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f, _ := r.handles[fh].(File)
-	return f
+	return r.handles[fh]
 }
 
 func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {

@@ -85,21 +85,12 @@ type plusEntry struct {
 	size, inode uint64
 }
 
-func openDir(t *testing.T, r *rawFS, dir uint64) uint64 {
-	t.Helper()
-	var out fuse.OpenOut
-	if st := r.OpenDir(nil, &fuse.OpenIn{InHeader: fuse.InHeader{NodeId: dir}}, &out); st != fuse.OK {
-		t.Fatalf("opendir: %v", st)
-	}
-	return out.Fh
-}
-
-// readDirPlus reads open directory fh from off with a buffer of size
-// bytes, as the kernel does, and decodes the answer.
-func readDirPlus(t *testing.T, r *rawFS, fh, off uint64, size int) []plusEntry {
+// readDirPlus reads directory dir from off with a buffer of size bytes,
+// as the kernel does, and decodes the answer.
+func readDirPlus(t *testing.T, r *rawFS, dir, off uint64, size int) []plusEntry {
 	t.Helper()
 	out := fuse.NewDirEntryList(make([]byte, size), off)
-	if st := r.ReadDirPlus(nil, &fuse.ReadIn{Fh: fh, Offset: off}, out); st != fuse.OK {
+	if st := r.ReadDirPlus(nil, &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: dir}, Offset: off}, out); st != fuse.OK {
 		t.Fatalf("readdirplus: %v", st)
 	}
 	var list []plusEntry
@@ -119,10 +110,9 @@ func readDirPlus(t *testing.T, r *rawFS, fh, off uint64, size int) []plusEntry {
 // each comes with the node ID and attributes of its own entry.
 func TestReadDirPlusResumes(t *testing.T) {
 	r, _, snap := newTreeFS(t, 40)
-	fh := openDir(t, r, snap)
 	var all []plusEntry
 	for off := uint64(0); ; {
-		part := readDirPlus(t, r, fh, off, 1024)
+		part := readDirPlus(t, r, snap, off, 1024)
 		if len(part) == 0 {
 			break
 		}
@@ -144,18 +134,13 @@ func TestReadDirPlusResumes(t *testing.T) {
 	}
 }
 
-// TestForgetDropsListing counts the references on the listing a
-// directory's entries live in, the kernel's lookups and the open handles:
-// it stays while any entry is held and goes with the last FORGET, and a
-// lookup then loads it again.
+// TestForgetDropsListing counts the kernel's references on the listing
+// its entries live in: it stays while any entry is held and goes with the
+// last FORGET, and a lookup then loads it again.
 func TestForgetDropsListing(t *testing.T) {
 	r, repo, snap := newTreeFS(t, 3)
-	fh := openDir(t, r, snap)
-	list := readDirPlus(t, r, fh, 0, 4096)
-	r.ReleaseDir(&fuse.ReleaseIn{Fh: fh})
-	fh = openDir(t, r, snap)
-	again := readDirPlus(t, r, fh, 0, 4096) // a second listing counts again
-	r.ReleaseDir(&fuse.ReleaseIn{Fh: fh})
+	list := readDirPlus(t, r, snap, 0, 4096)
+	again := readDirPlus(t, r, snap, 0, 4096) // a second listing counts again
 	if len(list) != 4 || len(again) != 4 || repo.lists != 1 {
 		t.Fatalf("two listings gave %d and %d entries from %d List calls; want 4, 4, 1", len(list), len(again), repo.lists)
 	}
