@@ -131,9 +131,12 @@ type loc struct {
 	s    *dirSlot
 	i    int
 	n    *placedEntry
-	kind nodeKind // of the catalog node when not an entry
 	node *node
 }
+
+// made reports whether the node is one of the directories or links the
+// catalog makes up, rather than an entry of a snapshot.
+func (l loc) made() bool { return l.node != nil && l.node.kind != kindEntry }
 
 func (l loc) entry() *Entry {
 	if l.s != nil {
@@ -177,7 +180,7 @@ func (r *rawFS) locate(id uint64) (loc, bool) {
 	if n == nil {
 		return loc{}, false
 	}
-	return loc{n: n.entry, kind: n.kind, node: n}, true
+	return loc{n: n.entry, node: n}, true
 }
 
 func (r *rawFS) lookupLoc(id uint64) (loc, fuse.Status) {
@@ -329,10 +332,10 @@ func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, ou
 	if st != fuse.OK {
 		return st
 	}
-	if l.node == nil || l.kind == kindEntry {
+	if !l.made() {
 		return r.lookupTree(ctx, h.NodeId, name, out)
 	}
-	switch l.kind {
+	switch l.node.kind {
 	case kindRoot:
 		return r.lookupSource(name, out)
 	case kindSource:
@@ -404,7 +407,7 @@ func (r *rawFS) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEn
 	if st != fuse.OK {
 		return st
 	}
-	if l.node != nil && l.kind != kindEntry {
+	if l.made() {
 		list, errno := r.catalogList(ctx, l.node)
 		if errno != 0 {
 			return fuse.Status(errno)
@@ -462,7 +465,7 @@ func (r *rawFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse
 	if e := l.entry(); e != nil {
 		return []byte(e.Target), fuse.OK
 	}
-	if l.kind == kindLatest {
+	if l.made() && l.node.kind == kindLatest {
 		return []byte(l.node.latest.target), fuse.OK
 	}
 	return nil, fuse.EINVAL
