@@ -12,6 +12,7 @@ type catalog struct {
 	sources []*source // sorted by name
 	byName  map[string]*source
 	newest  time.Time
+	ids     []string // of every snapshot, as listed
 }
 
 // source is one source's snapshots, oldest first, with their names.
@@ -27,7 +28,9 @@ type source struct {
 func newCatalog(snaps []Snapshot) *catalog {
 	bySrc := make(map[Source]*source)
 	var list []*source
-	for _, s := range snaps {
+	ids := make([]string, len(snaps))
+	for i, s := range snaps {
+		ids[i] = s.ID
 		src := bySrc[s.Source]
 		if src == nil {
 			src = &source{src: s.Source}
@@ -44,7 +47,7 @@ func newCatalog(snaps []Snapshot) *catalog {
 	for i, s := range list {
 		base[i] = sourceName(s.src)
 	}
-	c := &catalog{byName: make(map[string]*source, len(list))}
+	c := &catalog{byName: make(map[string]*source, len(list)), ids: ids}
 	for i, name := range uniqueNames(base, func(i int) string { return strconv.Itoa(i + 1) }) {
 		s := list[i]
 		s.name = name

@@ -6,49 +6,40 @@ import (
 	"strings"
 	"syscall"
 
-	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// historyNode is the directory <source>/.history/<path>. It lists one entry
+// historyDir is the directory <source>/.history/<path>. It lists one entry
 // per distinct version of path that was not a directory, named like the
 // snapshot the version first appeared in, and, if path ever was a
 // directory, every name ever seen in it. A version name hides a child of
 // the same name (a file named like a timestamp in a directory that was
 // once a file).
-type historyNode struct {
-	fusefs.Inode
-	readOnly
-	m      *mount
+type historyDir struct {
 	src    Source
 	source string // the source's directory name
 	path   string // "" is the source's root
 	dir    Entry  // whose owner, mode and times the directory shows
 }
 
-func (n *historyNode) attr(a *fuse.Attr) {
+func (n *historyDir) attr(a *fuse.Attr) {
 	d := n.dir
 	d.Mode = syscall.S_IFDIR | d.Mode&0o7777
 	d.Size, d.Blocks, d.Nlink = 0, 0, 2
 	fillAttr(a, &d)
 }
 
-func (n *historyNode) Getattr(_ context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.attr(&out.Attr)
-	return 0
-}
-
-func (n *historyNode) where() string { return path.Join(n.source, historyDir, n.path) }
+func (n *historyDir) where() string { return path.Join(n.source, historyName, n.path) }
 
 // versions returns path's versions with the current listing of the
 // source, whose names they take.
-func (n *historyNode) versions(ctx context.Context, p string) ([]Version, *source, syscall.Errno) {
-	s := n.m.cat.Load().byName[n.source]
+func (n *historyDir) versions(ctx context.Context, m *mount, p string) ([]Version, *source, syscall.Errno) {
+	s := m.cat.Load().byName[n.source]
 	if s == nil {
 		return nil, nil, syscall.ENOENT
 	}
-	vs, err := n.m.repo.History(ctx, n.src, p)
-	return vs, s, n.m.errno(err, "reading history", path.Join(n.source, historyDir, p))
+	vs, err := m.repo.History(ctx, n.src, p)
+	return vs, s, m.errno(err, "reading history", path.Join(n.source, historyName, p))
 }
 
 // isDir reports whether the path was ever a directory. The source's root
@@ -77,8 +68,9 @@ func files(vs []Version, s *source) []Version {
 	return out
 }
 
-func (n *historyNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	vs, s, errno := n.versions(ctx, n.path)
+// list lists the directory, numbered ino.
+func (n *historyDir) list(ctx context.Context, m *mount, ino uint64) ([]fuse.DirEntry, syscall.Errno) {
+	vs, s, errno := n.versions(ctx, m, n.path)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -87,41 +79,46 @@ func (n *historyNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Er
 		list = append(list, fuse.DirEntry{Name: s.names[s.byID[v.Snapshot]], Mode: v.Type})
 	}
 	if isDir(n.path, vs) {
-		names, err := n.m.repo.HistoryNames(ctx, n.src, n.path)
-		if errno := n.m.errno(err, "reading history", n.where()); errno != 0 {
+		names, err := m.repo.HistoryNames(ctx, n.src, n.path)
+		if errno := m.errno(err, "reading history", n.where()); errno != 0 {
 			return nil, errno
 		}
 		for _, name := range names {
-			list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: childIno(n.StableAttr().Ino, name)})
+			list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: childIno(ino, name)})
 		}
 	}
-	return fusefs.NewListDirStream(list), 0
+	return list, 0
 }
 
-func (n *historyNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	vs, s, errno := n.versions(ctx, n.path)
+func (r *rawFS) lookupHistory(ctx context.Context, dir *node, name string, out *fuse.EntryOut) fuse.Status {
+	n := dir.hist
+	vs, s, errno := n.versions(ctx, r.m, n.path)
 	if errno != 0 {
-		return nil, errno
+		return fuse.Status(errno)
 	}
 	for _, v := range files(vs, s) {
 		if s.names[s.byID[v.Snapshot]] == name {
-			return n.version(ctx, &s.snaps[s.byID[v.Snapshot]], out)
+			return r.version(ctx, n, &s.snaps[s.byID[v.Snapshot]], name, out)
 		}
 	}
 	if !isDir(n.path, vs) {
-		return nil, syscall.ENOENT
+		return fuse.ENOENT
 	}
 	child := path.Join(n.path, name)
-	cvs, _, errno := n.versions(ctx, child)
+	cvs, _, errno := n.versions(ctx, r.m, child)
 	if errno != 0 {
-		return nil, errno
+		return fuse.Status(errno)
 	}
 	if len(cvs) == 0 {
-		return nil, syscall.ENOENT
+		return fuse.ENOENT
 	}
-	h := &historyNode{m: n.m, src: n.src, source: n.source, path: child, dir: n.containerAttr(ctx, s, child, cvs)}
+	h := &historyDir{src: n.src, source: n.source, path: child, dir: r.m.containerAttr(ctx, s, child, cvs)}
 	h.attr(&out.Attr)
-	return n.NewInode(ctx, h, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: childIno(n.StableAttr().Ino, name)}), 0
+	out.SetEntryTimeout(immutableTimeout)
+	out.SetAttrTimeout(immutableTimeout)
+	out.Ino = childIno(dir.ino, name)
+	out.NodeId = r.intern(out.Ino, func() *node { return &node{kind: kindHistory, hist: h} })
+	return fuse.OK
 }
 
 // containerAttr picks what the history directory of p shows: the
@@ -129,14 +126,14 @@ func (n *historyNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 // history is guarded as each of its versions was; for a path that never
 // was a directory, a listing anyone may read (the versions inside keep
 // their own owners and modes).
-func (n *historyNode) containerAttr(ctx context.Context, s *source, p string, vs []Version) Entry {
+func (m *mount) containerAttr(ctx context.Context, s *source, p string, vs []Version) Entry {
 	var dirs []Entry
 	for _, v := range vs {
 		j, ok := s.byID[v.Snapshot]
 		if !ok || v.Type != syscall.S_IFDIR {
 			continue
 		}
-		if e, _, err := n.m.resolve(ctx, &s.snaps[j], p); err == nil {
+		if e, _, err := m.resolve(ctx, &s.snaps[j], p); err == nil {
 			dirs = append(dirs, e)
 		}
 	}
@@ -189,15 +186,15 @@ func xattr(e Entry, name string) []byte {
 	return nil
 }
 
-// version makes the entry of path in snapshot s. It gets the inode number
-// it has in the snapshot's own tree: the same file, the same page cache.
-func (n *historyNode) version(ctx context.Context, s *Snapshot, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	e, ino, err := n.m.resolve(ctx, s, n.path)
-	if errno := n.m.errno(err, "reading snapshot", n.where()); errno != 0 {
-		return nil, errno
+// version looks up the entry of path in snapshot s. It gets the inode
+// number it has in the snapshot's own tree.
+func (r *rawFS) version(ctx context.Context, n *historyDir, s *Snapshot, name string, out *fuse.EntryOut) fuse.Status {
+	e, ino, err := r.m.resolve(ctx, s, n.path)
+	if errno := r.m.errno(err, "reading snapshot", n.where()); errno != 0 {
+		return fuse.Status(errno)
 	}
-	sino := snapshotIno(s.ID)
-	return n.m.newEntry(ctx, &n.Inode, sino, ino, e, out), 0
+	r.placed(out, &placedEntry{e: e, snap: snapshotIno(s.ID), ino: ino, path: path.Join(n.where(), name)}, immutableTimeout)
+	return fuse.OK
 }
 
 // resolve walks p from snapshot s's root, numbering entries on the way as

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -55,43 +55,37 @@ func Mount(ctx context.Context, dir string, repo Repository, o Options) (*Server
 	if err := m.refresh(ctx); err != nil {
 		return nil, err
 	}
-	root := &rootNode{m: m}
-	long := immutableTimeout
-	opts := &fusefs.Options{
-		EntryTimeout: &long,
-		AttrTimeout:  &long,
-		// Modes are shown as stored: a file saved with mode 0 must not
-		// appear as 0644.
-		NullPermissions: true,
-		RootStableAttr:  &fusefs.StableAttr{Ino: rootIno},
-		MountOptions: fuse.MountOptions{
-			AllowOther: o.AllowOther,
-			// ro makes the kernel refuse every writing call with EROFS
-			// before it reaches us; default_permissions makes it check
-			// the original owners and modes, as the source system did.
-			Options: []string{"ro", "default_permissions"},
-			// The kernel then also reads system.posix_acl_access through
-			// getxattr and checks it: a user named in an ACL gets what the
-			// ACL grants, as on the source system, not what the group bits
-			// (the ACL's mask) suggest.
-			EnableAcl: true,
-			FsName:    "hindsight",
-			Name:      "hindsight",
-			// Reads of up to 1 MiB (a typical chunk) per request: fewer
-			// round trips for sequential reads.
-			MaxWrite:     1 << 20,
-			MaxReadAhead: readAheadKB << 10,
-			// Content never changes: keep it in the page cache even when
-			// attributes are refreshed, and cache symlink targets
-			// ("latest" gets a new inode when it moves).
-			ExplicitDataCacheControl: true,
-			EnableSymlinkCaching:     true,
-			// As root, mount(2) directly; otherwise through fusermount3.
-			DirectMount: true,
-			Debug:       o.Debug,
-		},
+	mo := fuse.MountOptions{
+		AllowOther: o.AllowOther,
+		// ro makes the kernel refuse every writing call with EROFS
+		// before it reaches us; default_permissions makes it check
+		// the original owners and modes, as the source system did.
+		Options: []string{"ro", "default_permissions"},
+		// The kernel then also reads system.posix_acl_access through
+		// getxattr and checks it: a user named in an ACL gets what the
+		// ACL grants, as on the source system, not what the group bits
+		// (the ACL's mask) suggest.
+		EnableAcl: true,
+		FsName:    "hindsight",
+		Name:      "hindsight",
+		// Reads of up to 1 MiB (a typical chunk) per request: fewer
+		// round trips for sequential reads.
+		MaxWrite:     1 << 20,
+		MaxReadAhead: readAheadKB << 10,
+		// Content never changes: keep it in the page cache even when
+		// attributes are refreshed, and cache symlink targets
+		// ("latest" gets a new inode when it moves).
+		ExplicitDataCacheControl: true,
+		EnableSymlinkCaching:     true,
+		// As root, mount(2) directly; otherwise through fusermount3.
+		DirectMount: true,
+		// See rawFS.OpenDir.
+		ExtraCapabilities: fuse.CAP_NO_OPENDIR_SUPPORT,
+		Debug:             o.Debug,
 	}
-	srv, err := fuse.NewServer(fusefs.NewNodeFS(root, opts), dir, &opts.MountOptions)
+	r := newRawFS(m)
+	m.changed = r.catalogChanged
+	srv, err := fuse.NewServer(r, dir, &mo)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
@@ -137,6 +131,8 @@ type mount struct {
 	repo Repository
 	log  *slog.Logger
 	cat  atomic.Pointer[catalog]
+	// changed is called when a refresh finds snapshots made or forgotten.
+	changed func()
 	// lists recycles the listings of closed directories (*[]Entry).
 	lists sync.Pool
 }
@@ -161,7 +157,10 @@ func (m *mount) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.cat.Store(newCatalog(snaps))
+	c := newCatalog(snaps)
+	if old := m.cat.Swap(c); old != nil && !slices.Equal(old.ids, c.ids) && m.changed != nil {
+		m.changed()
+	}
 	return nil
 }
 

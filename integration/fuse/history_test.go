@@ -180,6 +180,7 @@ func TestNewSnapshotAppears(t *testing.T) {
 	r.backup(t, src)
 	mnt, _ := r.mount(t)
 	before := latest(t, mnt, src)
+	listed := names(t, sourceDir(mnt, src)) // the kernel may keep this listing
 	if err := os.WriteFile(filepath.Join(src, "new.txt"), []byte("new\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +197,9 @@ func TestNewSnapshotAppears(t *testing.T) {
 	t.Logf("new snapshot visible after %v", time.Since(start).Round(time.Millisecond))
 	if got := latest(t, mnt, src); got == before {
 		t.Errorf("latest still points to %s", got)
+	}
+	if now := names(t, sourceDir(mnt, src)); len(now) != len(listed)+1 {
+		t.Errorf("the source lists %q after the backup, %q before: want one snapshot more", now, listed)
 	}
 	if vs := names(t, filepath.Join(sourceDir(mnt, src), ".history", "new.txt")); len(vs) != 1 {
 		t.Errorf("history of the new file: %q", vs)
