@@ -112,7 +112,16 @@ func (fl *forgetFlags) check(args []string) error {
 
 func (a *app) runForget(ctx context.Context, args []string, fl forgetFlags) error {
 	a.lowerMemoryLimit()
-	s, err := a.openRepo(ctx, openOptions{lock: recordsLock, purpose: "forget", index: chunkstore.MaintenanceIndexOptions})
+	// Forget deletes the rows of the snapshots it removes and reads them
+	// no more. Compacting those deletions away as they come took a third
+	// of its CPU on the benchmark (30 snapshots of 100,000 files, 15
+	// forgotten: 7 compactions wrote 78 MB of tables for 31 MB of rows);
+	// left alone, they go with the next compaction of the tables they
+	// were flushed to, which folds them and every other flushed table
+	// into the level below at once.
+	io := chunkstore.MaintenanceIndexOptions
+	io.KeepTombstones = true
+	s, err := a.openRepo(ctx, openOptions{lock: recordsLock, purpose: "forget", index: io})
 	if err != nil {
 		return err
 	}
