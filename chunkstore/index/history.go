@@ -39,8 +39,8 @@ type HistoryRow struct {
 
 const historyValueSize = 1 + 8 + 8 + blob.IDSize
 
-func (r *HistoryRow) encodeValue() []byte {
-	v := make([]byte, 0, historyValueSize)
+// appendValue appends the row's value, historyValueSize bytes, to v.
+func (r *HistoryRow) appendValue(v []byte) []byte {
 	v = append(v, byte(r.Kind))
 	v = binary.BigEndian.AppendUint64(v, r.Size)
 	v = binary.BigEndian.AppendUint64(v, uint64(r.Mtime))
@@ -61,9 +61,10 @@ func (r *HistoryRow) decodeValue(v []byte) error {
 // HistoryBatch collects history rows of one snapshot. Rows are written in
 // bounded batches so that a backup of millions of files never holds them all.
 type HistoryBatch struct {
-	d *DB
-	b *pebble.Batch
-	n int
+	d    *DB
+	b    *pebble.Batch
+	n    int
+	k, v []byte // the last row's key and value: the batch copies them
 }
 
 // NewHistoryBatch starts a batch of history rows. It returns the interface
@@ -77,7 +78,9 @@ const historyBatchRows = 2500
 
 // Put adds a row, committing (without sync) every historyBatchRows rows.
 func (h *HistoryBatch) Put(r *HistoryRow) error {
-	if err := h.b.Set(historyKey(r.Source, r.Path, r.Time, r.Snapshot), r.encodeValue(), nil); err != nil {
+	h.k = appendHistoryKey(h.k[:0], r.Source, r.Path, r.Time, r.Snapshot)
+	h.v = r.appendValue(h.v[:0])
+	if err := h.b.Set(h.k, h.v, nil); err != nil {
 		return err
 	}
 	h.n++
@@ -231,9 +234,11 @@ func decodeHistoryKey(source string, rest []byte) (*HistoryRow, error) {
 func (d *DB) DeleteHistoryRows(rows []HistoryRow) error {
 	b := d.db.NewBatch()
 	defer b.Close()
+	var k []byte // the batch copies each key
 	for i := range rows {
 		r := &rows[i]
-		if err := b.Delete(historyKey(r.Source, r.Path, r.Time, r.Snapshot), nil); err != nil {
+		k = appendHistoryKey(k[:0], r.Source, r.Path, r.Time, r.Snapshot)
+		if err := b.Delete(k, nil); err != nil {
 			return err
 		}
 	}
