@@ -183,7 +183,9 @@ func (d *DB) checkVersion() error {
 }
 
 // Close releases the index; it is safe to call more than once. It flushes
-// nothing extra: every durable write was already committed with Sync.
+// no memtable: every durable write was already committed with Sync, and
+// Pebble syncs its log as it closes, which makes the rest durable too
+// (deletions of history rows, which need not be).
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		// A broken DB may fail again while closing; the files are released
