@@ -50,8 +50,12 @@ var ErrUnreadableRecords = errors.New("some snapshot records cannot be read")
 //     diff(N, P). Until this is done, a directory of the mount's history
 //     view may list a name whose versions all went with S.
 //
-// 'index rebuild' rewrites every row, and so repairs any crash; so does
-// the next forget of the same source, for the rows of step 3.
+// Step 3's deletions are not synced one batch at a time
+// (index.DB.DeleteHistoryRows), only when the index is closed: a crash
+// before that may undo some of them, which leaves what a crash during
+// step 3 leaves. 'index rebuild' rewrites every row, and so repairs any
+// crash; so does the next forget of the same source, for the rows of
+// step 3.
 func Forget(ctx context.Context, repo EditRepo, ids []blob.ID) error {
 	all, err := List(ctx, repo)
 	if err != nil {

@@ -108,19 +108,23 @@ func (c *rowCheck) lookup(ctx context.Context, root *Node, rel string) (*Node, s
 	if root == nil {
 		return nil, "", false, nil
 	}
+	// Components are cut off rel, not split into a slice: forget looks up
+	// every row of a snapshot whose predecessor changes.
 	n := root
-	comps := strings.Split(rel, "/")
-	for i, name := range comps {
+	for end := 0; end < len(rel); {
+		name, _, _ := strings.Cut(rel[end:], "/")
+		end += len(name)
 		if n.Type != TypeDir {
-			return nil, strings.Join(comps[:i+1], "/"), false, nil
+			return nil, rel[:end], false, nil
 		}
 		t, err := c.view.Tree(ctx, n.Subtree)
 		if err != nil {
 			return nil, "", false, err
 		}
 		if n = t.Find(name); n == nil {
-			return nil, strings.Join(comps[:i+1], "/"), true, nil
+			return nil, rel[:end], true, nil
 		}
+		end++ // the slash
 	}
 	return n, "", false, nil
 }

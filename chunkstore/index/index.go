@@ -90,6 +90,13 @@ type Options struct {
 	// L0Tables is how many overlapping tables of flushed memtables wait
 	// before they are compacted into the level below; default 4.
 	L0Tables int
+	// KeepTombstones turns off Pebble's compactions of tables dense with
+	// deletions, which rewrite them early so that later scans need not
+	// step over the deleted keys. A process that deletes many keys and
+	// then ends, scanning none of them again, leaves its deletions to the
+	// compactions that flushed tables get anyway, in it or in the next
+	// process to open the index.
+	KeepTombstones bool
 }
 
 // Open opens or creates the index in dir. An index written with another
@@ -116,7 +123,7 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("%w: %v", ErrLocked, err)
 	}
 	defer lock.Close() // Open takes its own reference
-	db, err := pebble.Open(dir, &pebble.Options{
+	po := &pebble.Options{
 		FS:                    markerSyncFS{fs},
 		Lock:                  lock,
 		CacheSize:             o.CacheSize,
@@ -126,7 +133,11 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 		L0CompactionThreshold: o.L0Tables,
 		// Pebble's own ratio: writes stall at three times as many.
 		L0StopWritesThreshold: 3 * o.L0Tables,
-	})
+	}
+	if o.KeepTombstones {
+		po.Experimental.TombstoneDenseCompactionThreshold = -1 // zero is the default, 10%
+	}
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
@@ -172,7 +183,9 @@ func (d *DB) checkVersion() error {
 }
 
 // Close releases the index; it is safe to call more than once. It flushes
-// nothing extra: every durable write was already committed with Sync.
+// no memtable: every durable write was already committed with Sync, and
+// Pebble syncs its log as it closes, which makes the rest durable too
+// (deletions of history rows, which need not be).
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
 		// A broken DB may fail again while closing; the files are released

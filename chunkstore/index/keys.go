@@ -137,11 +137,8 @@ func appendComponents(k []byte, path string) []byte {
 	return k
 }
 
-func historyKey(source, path string, t int64, snap blob.ID) []byte {
-	return appendHistoryKey(make([]byte, 0, 64+len(path)), source, path, t, snap)
-}
-
-// appendHistoryKey appends the key historyKey returns to k.
+// appendHistoryKey appends the key of the history row of source, path
+// (as historyPathKey takes it), time t and snapshot snap to k.
 func appendHistoryKey(k []byte, source, path string, t int64, snap blob.ID) []byte {
 	k = historyPathKey(k, source, path)
 	k = binary.BigEndian.AppendUint64(k, uint64(t)^(1<<63))

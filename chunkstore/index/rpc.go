@@ -185,7 +185,7 @@ func (e *encoder) historyRow(r *HistoryRow) {
 	e.str(r.Path)
 	e.u64(uint64(r.Time))
 	e.id(r.Snapshot)
-	e.b = append(e.b, r.encodeValue()...)
+	e.b = r.appendValue(e.b)
 }
 
 var errShort = errors.New("index protocol: truncated message")

@@ -236,9 +236,12 @@ func (s *Shared) Close() error {
 func (d *DB) putHistory(rows []HistoryRow, sync bool) error {
 	b := d.db.NewBatch()
 	defer b.Close()
+	var k, v []byte // the batch copies each key and value
 	for i := range rows {
 		r := &rows[i]
-		if err := b.Set(historyKey(r.Source, r.Path, r.Time, r.Snapshot), r.encodeValue(), nil); err != nil {
+		k = appendHistoryKey(k[:0], r.Source, r.Path, r.Time, r.Snapshot)
+		v = r.appendValue(v[:0])
+		if err := b.Set(k, v, nil); err != nil {
 			return err
 		}
 	}

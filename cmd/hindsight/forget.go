@@ -112,7 +112,16 @@ func (fl *forgetFlags) check(args []string) error {
 
 func (a *app) runForget(ctx context.Context, args []string, fl forgetFlags) error {
 	a.lowerMemoryLimit()
-	s, err := a.openRepo(ctx, openOptions{lock: recordsLock, purpose: "forget", index: chunkstore.MaintenanceIndexOptions})
+	// Forget deletes the rows of the snapshots it removes and reads them
+	// no more. Compacting those deletions away as they came took a third
+	// of its CPU on the benchmark (30 snapshots of 100,000 files, 15
+	// forgotten: 7 to 9 compactions, 78 to 88 MB of tables written with
+	// the flushes for 31 MB of rows). Left alone, they go with the next
+	// compaction of the tables they were flushed to, which folds them all
+	// into the level below at once: prune's, right after, wrote 26 MB.
+	opts := chunkstore.MaintenanceIndexOptions
+	opts.KeepTombstones = true
+	s, err := a.openRepo(ctx, openOptions{lock: recordsLock, purpose: "forget", index: opts})
 	if err != nil {
 		return err
 	}
