@@ -92,7 +92,11 @@ func (r *Repository) loadRun(ctx context.Context, run []index.BlobEntry, fn func
 	if !gone {
 		defer storedBuffers.Put(stored)
 	}
-	buf := treeBuffers.Get(0)
+	raw := 0
+	for _, b := range run {
+		raw = max(raw, int(b.RawLength))
+	}
+	buf := treeBuffers.Get(raw)
 	defer func() { treeBuffers.Put(buf) }()
 	for _, b := range run {
 		var plain []byte
