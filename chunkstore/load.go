@@ -73,15 +73,20 @@ func (r *Repository) loadAt(ctx context.Context, t blob.Type, id blob.ID, loc in
 	if err != nil {
 		return nil, err
 	}
-	// Decryption already proves an encrypted blob: the AEAD binds its ID,
-	// and only a key holder can seal it. Hashing it again would cost a
-	// sixth of a mount's or restore's CPU for nothing but a guard against
-	// our own writer; check --read-data still hashes every blob. Without
-	// encryption the hash is the only proof.
-	hash := r.cfg.Encryption == crypto.NoEncryption
-	plain, err := r.decodeStored(loc.Pack, t, id, codec.Compression(loc.Compression), int(loc.RawLength), stored, buf, hash)
+	plain, err := r.decodeAt(index.BlobEntry{Type: t, ID: id, Location: loc}, stored, buf)
 	storedBuffers.Put(stored)
 	return plain, err
+}
+
+// decodeAt decodes b's stored bytes into buf[:0]. Decryption already
+// proves an encrypted blob: the AEAD binds its ID, and only a key holder
+// can seal it. Hashing it again would cost a sixth of a mount's or
+// restore's CPU for nothing but a guard against our own writer; check
+// --read-data still hashes every blob. Without encryption the hash is the
+// only proof.
+func (r *Repository) decodeAt(b index.BlobEntry, stored, buf []byte) ([]byte, error) {
+	hash := r.cfg.Encryption == crypto.NoEncryption
+	return r.decodeStored(b.Pack, b.Type, b.ID, codec.Compression(b.Compression), int(b.RawLength), stored, buf, hash)
 }
 
 // readRange reads n bytes of a pack into a buffer of storedBuffers.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
 	"github.com/hindsight-backup/hindsight/chunkstore/codec"
+	"github.com/hindsight-backup/hindsight/chunkstore/index"
 	"github.com/hindsight-backup/hindsight/chunkstore/pack"
 )
 
@@ -27,9 +28,13 @@ func (p *pruner) repackPack(ctx context.Context, id blob.ID) error {
 	if err != nil {
 		return fmt.Errorf("repack %s: %w", id, err)
 	}
+	locs, err := p.r.locate(entryRefs(entries))
+	if err != nil {
+		return err
+	}
 	copied := 0
-	for _, e := range entries {
-		if live, err := p.placedIn(id, e); err != nil || !live {
+	for i, e := range entries {
+		if live, err := p.placedIn(id, e, locs[i]); err != nil || !live {
 			if err != nil {
 				return err
 			}
@@ -47,21 +52,27 @@ func (p *pruner) repackPack(ctx context.Context, id blob.ID) error {
 }
 
 // placedIn reports whether a referenced blob of pack id has its indexed copy
-// there (or none at all), so that the pack's copy is the one in use.
-func (p *pruner) placedIn(id blob.ID, e pack.Entry) (bool, error) {
+// there (or none at all), so that the pack's copy is the one in use; loc
+// is its indexed location (locate).
+func (p *pruner) placedIn(id blob.ID, e pack.Entry, loc index.Location) (bool, error) {
 	marked, err := p.marker.marked(e.Type, e.ID)
 	if err != nil || !marked {
 		return false, err
 	}
-	loc, ok, err := p.r.idx.Lookup(e.Type, e.ID)
-	if err != nil || !ok {
-		return !ok, err
-	}
-	if loc.Pack == id {
+	if loc.Pack.IsZero() || loc.Pack == id {
 		return true, nil
 	}
 	known, err := p.r.idx.HasPack(loc.Pack)
 	return !known, err
+}
+
+// entryRefs names a pack's blobs.
+func entryRefs(entries []pack.Entry) []index.BlobRef {
+	refs := make([]index.BlobRef, len(entries))
+	for i, e := range entries {
+		refs[i] = index.BlobRef{Type: e.Type, ID: e.ID}
+	}
+	return refs
 }
 
 // repackBudget bounds the bytes that repack's workers hold at once: a

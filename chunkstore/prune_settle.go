@@ -107,17 +107,25 @@ func (p *pruner) judge(ctx context.Context, rec index.RecordID, id blob.ID) (nee
 		return false, 0, err
 	}
 	if !needed {
-		needed, err = p.protected(id)
+		if needed, err = p.protected(id); err != nil {
+			return false, 0, err
+		}
+	}
+	locs, err := p.r.locate(entryRefs(entries))
+	if err != nil {
+		return false, 0, err
 	}
 	reindex := false
-	for _, e := range entries {
-		use, err := p.placedIn(id, e)
+	for i, e := range entries {
+		use, err := p.placedIn(id, e, locs[i])
 		if err != nil {
 			return false, 0, err
 		}
 		if !use {
-			if !needed {
-				err = p.doomIfHere(id, e)
+			// Unused, and indexed here: doomed, so that another copy
+			// is looked for before the pack goes.
+			if !needed && locs[i].Pack == id {
+				err = p.doom(index.BlobRef{Type: e.Type, ID: e.ID}, id)
 			}
 			if err != nil {
 				return false, 0, err
@@ -127,24 +135,12 @@ func (p *pruner) judge(ctx context.Context, rec index.RecordID, id blob.ID) (nee
 		needed = true
 		// Indexed nowhere, or in a pack that is gone: this copy is the
 		// one to index again.
-		if loc, ok, err := p.r.idx.Lookup(e.Type, e.ID); err != nil {
-			return false, 0, err
-		} else if !ok || loc.Pack != id {
-			reindex = true
-		}
+		reindex = reindex || locs[i].Pack != id
 	}
 	if !needed || p.o.DryRun {
 		return needed, size, nil
 	}
 	return true, size, p.pardon(rec, id, size, entries, reindex)
-}
-
-func (p *pruner) doomIfHere(id blob.ID, e pack.Entry) error {
-	loc, ok, err := p.r.idx.Lookup(e.Type, e.ID)
-	if err != nil || !ok || loc.Pack != id {
-		return err
-	}
-	return p.doom(index.BlobRef{Type: e.Type, ID: e.ID}, id)
 }
 
 // pardon lifts a condemnation; with reindex, the pack's blobs are indexed

@@ -284,6 +284,42 @@ func TestPruneWaitsForWriters(t *testing.T) {
 	f.clean()
 }
 
+// A condemned pack whose protection cannot be told stays.
+func TestPruneKeepsPackWhenProtectFails(t *testing.T) {
+	f := newPruneFixture(t)
+	keep, drop := f.blobs(4), f.blobs(8)
+	f.snapshot(keep)
+	backup := f.lock("backup")
+	if st := f.prune(PruneOptions{}); st.Condemned != 2 || st.Waiting != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := backup.Release(); err != nil {
+		t.Fatal(err)
+	}
+	condemned := map[blob.ID]bool{}
+	for _, id := range drop {
+		l, _, err := f.r.Index().Lookup(blob.Data, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		condemned[l.Pack] = true
+	}
+	broken := errors.New("protection unknown")
+	protect := func(pack blob.ID) (bool, error) {
+		if condemned[pack] {
+			return false, broken
+		}
+		return false, nil
+	}
+	_, err := f.tryPrune(f.ctx, PruneOptions{Protect: protect})
+	if !errors.Is(err, broken) {
+		t.Fatalf("prune with a failing Protect: %v", err)
+	}
+	if !allTrue(f.loadable(drop)) {
+		t.Fatal("a pack was deleted although its protection was unknown")
+	}
+}
+
 func TestPruneRefusesSecondPrune(t *testing.T) {
 	f := newPruneFixture(t)
 	f.lock("prune")

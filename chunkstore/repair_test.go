@@ -93,8 +93,6 @@ func flipByte(t *testing.T, path string, off int64) {
 	}
 }
 
-func compareIDs(a, b blob.ID) int { return slices.Compare(a[:], b[:]) }
-
 func sorted(ids []blob.ID) []blob.ID {
 	ids = slices.Clone(ids)
 	slices.SortFunc(ids, compareIDs)

@@ -2,6 +2,7 @@ package snapshot_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -78,6 +79,34 @@ func TestPruneKeepsReferencedTrees(t *testing.T) {
 		}
 	}
 	restoreSame(t, repo, second.Record, src, "keep.bin", "dir/new.bin")
+}
+
+// A level of more directories than the walk loads in one batch: every
+// file below it stays.
+func TestPruneWalksWideLevels(t *testing.T) {
+	ctx := context.Background()
+	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
+	src := filepath.Join(t.TempDir(), "src")
+	var names []string
+	for i := range 300 {
+		name := fmt.Sprintf("d%03d/sub/f", i)
+		writeFile(t, filepath.Join(src, name), random(int64(i), 1000))
+		names = append(names, name)
+	}
+	kept := backup(t, repo, src, snapshot.BackupOptions{}, nil)
+	writeFile(t, filepath.Join(src, "extra.bin"), random(1000, 1000))
+	forgotten := backup(t, repo, src, snapshot.BackupOptions{}, nil)
+	extra := contentOf(t, repo, forgotten.Record, "extra.bin")
+	if err := repo.RemoveSnapshot(ctx, forgotten.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := prune(t, repo); st.Snapshots != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, err := repo.LoadBlob(ctx, blob.Data, extra[0], nil); err == nil {
+		t.Fatal("a blob only the forgotten snapshot referenced survived")
+	}
+	restoreSame(t, repo, kept.Record, src, names...)
 }
 
 // TestBackupRereadsCondemnedContent reuses a parent whose unchanged file's

@@ -64,6 +64,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
@@ -332,9 +333,10 @@ func decodeTree(b []byte) (*Tree, int, error) {
 
 // eachNode decodes a tree blob one node at a time into the same Node, and
 // calls fn with it: a walk that looks at each node once (marking what a
-// tree references) allocates no Node per entry, and no copy of b. The
-// node's strings share b's bytes: they are valid only during fn, and b
-// must not change until eachNode returns. It checks what decodeTree checks.
+// tree references) allocates no Node per entry, no Content per file, and
+// no copy of b. The node's strings share b's bytes, and its Content is
+// reused for the next node: they are valid only during fn, and b must not
+// change until eachNode returns. It checks what decodeTree checks.
 func eachNode(b []byte, fn func(*Node) error) error {
 	if len(b) == 0 {
 		return treeErr("empty input")
@@ -343,14 +345,31 @@ func eachNode(b []byte, fn func(*Node) error) error {
 	if err != nil {
 		return err
 	}
+	slab := chunkSlabs.Get().(*[]Chunk)
+	r.d.chunks, r.d.reuse = (*slab)[:0], true
+	defer func() {
+		if cap(r.d.chunks) <= maxPooledChunks {
+			*slab = r.d.chunks
+			chunkSlabs.Put(slab)
+		}
+	}()
 	var n Node
 	for n = (Node{}); r.next(&n); n = (Node{}) {
 		if err := fn(&n); err != nil {
 			return err
 		}
+		r.d.chunks = r.d.chunks[:0]
 	}
 	return r.finish()
 }
+
+// chunkSlabs hold eachNode's Content slabs: a prune's walk decodes the
+// content lists of every changed directory of every snapshot, and a slab
+// per tree was a third of the bytes it allocated. A slab that grew past
+// maxPooledChunks (a file of 4 GiB or more) is left to the collector.
+var chunkSlabs = sync.Pool{New: func() any { return new([]Chunk) }}
+
+const maxPooledChunks = 4096
 
 // nodeReader decodes a tree's nodes in order, checking that their names
 // ascend.
@@ -416,6 +435,7 @@ type decoder struct {
 	err     error
 	skipped int
 	chunks  []Chunk // slab that the nodes' Content slices are cut from
+	reuse   bool    // chunks is emptied after each node (eachNode)
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -619,8 +639,13 @@ func (d *decoder) content() []Chunk {
 		return nil
 	}
 	if cap(d.chunks)-len(d.chunks) < count {
-		// Guess about one chunk per typical node (~64 bytes) still to come.
-		d.chunks = make([]Chunk, 0, max(count, d.remaining()/64))
+		// Guess about one chunk per typical node (~64 bytes) still to
+		// come, unless the slab serves one node at a time.
+		n := count
+		if !d.reuse {
+			n = max(count, d.remaining()/64)
+		}
+		d.chunks = make([]Chunk, 0, n)
 	}
 	// The capacity limit keeps an append to one node's Content from
 	// overwriting the next node's.
@@ -628,7 +653,7 @@ func (d *decoder) content() []Chunk {
 	d.chunks = d.chunks[:len(d.chunks)+count]
 	for i := range cs {
 		v := d.uvarint()
-		cs[i].Size = v >> 1
+		cs[i] = Chunk{Size: v >> 1} // a reused slab holds old IDs
 		if v&1 == 0 {
 			copy(cs[i].ID[:], d.take(blob.IDSize))
 			if d.err == nil && cs[i].ID.IsZero() {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -267,7 +268,9 @@ func TestDecodeTreeRejects(t *testing.T) {
 func eachNodes(in []byte) ([]Node, error) {
 	var nodes []Node
 	err := eachNode(in, func(n *Node) error {
-		nodes = append(nodes, *n)
+		c := *n
+		c.Content = slices.Clone(n.Content)
+		nodes = append(nodes, c)
 		return nil
 	})
 	return nodes, err

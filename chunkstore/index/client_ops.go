@@ -1,6 +1,10 @@
 package index
 
-import "github.com/hindsight-backup/hindsight/chunkstore/blob"
+import (
+	"fmt"
+
+	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+)
 
 // The methods of backend over the socket, mirroring DB's; server.go has
 // the other half of each.
@@ -17,6 +21,28 @@ func (c *client) Lookup(t blob.Type, id blob.ID) (Location, bool, error) {
 		return Location{}, false, err
 	}
 	return l, ok, nil
+}
+
+// LookupMany has the holder look refs up at once; fn runs once the whole
+// answer is here, so that a connection that breaks never leaves some of
+// refs answered.
+func (c *client) LookupMany(refs []BlobRef, fn func(i int, l Location) error) error {
+	var found []int
+	var locs []Location
+	err := c.call(opLookupMany, func(e *encoder) { e.blobRefs(refs) }, func(d *decoder) {
+		found = make([]int, d.count(4+locationSize))
+		locs = make([]Location, len(found))
+		for k := range found {
+			found[k], locs[k] = int(d.u32()), d.location()
+		}
+	})
+	for k := 0; err == nil && k < len(found); k++ {
+		if found[k] >= len(refs) {
+			return fmt.Errorf("index protocol: lookup answer %d of %d blobs", found[k], len(refs))
+		}
+		err = fn(found[k], locs[k])
+	}
+	return err
 }
 
 func (c *client) AddPack(p PackInfo, entries []BlobEntry) error {

@@ -161,7 +161,8 @@ func (d *DB) DropPack(pack blob.ID, blobs []BlobRef, moved []BlobEntry, remotes 
 	for _, e := range moved {
 		elsewhere[BlobRef{e.Type, e.ID}] = e.Location
 	}
-	err := d.lookupSorted(blobs, func(r BlobRef, l Location) error {
+	err := d.LookupMany(blobs, func(i int, l Location) error {
+		r := blobs[i]
 		if l.Pack != pack {
 			return nil
 		}

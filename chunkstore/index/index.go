@@ -209,20 +209,26 @@ func (d *DB) Lookup(t blob.Type, id blob.ID) (Location, bool, error) {
 	return l, err == nil, err
 }
 
-// lookupSorted calls fn with the location of each of refs that the index
-// knows, in key order. One iterator sought forward serves them all: a
-// third of the CPU of a point lookup each (measured on an index of
-// 160,000 blobs with a 1 MiB cache), for Get builds an iterator per key.
-func (d *DB) lookupSorted(refs []BlobRef, fn func(BlobRef, Location) error) error {
-	sorted := slices.Clone(refs)
-	slices.SortFunc(sorted, BlobRef.Compare)
+// LookupMany calls fn with the index in refs and the location of each of
+// refs that the index knows, in key order. One iterator sought forward
+// serves them all: a third of the CPU of a point lookup each (measured on
+// an index of 160,000 blobs with a 1 MiB cache), for Get builds an
+// iterator per key, and a batch in key order reads each block once.
+func (d *DB) LookupMany(refs []BlobRef, fn func(i int, l Location) error) error {
+	order := make([]int32, len(refs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return refs[a].Compare(refs[b]) })
 	prefix := []byte{prefixBlob}
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return err
 	}
-	for _, r := range sorted {
-		k := blobKey(r.Type, r.ID)
+	k := blobKey(0, blob.ID{})
+	for _, i := range order {
+		k[1] = byte(refs[i].Type)
+		copy(k[2:], refs[i].ID[:])
 		if !it.SeekGE(k) || !bytes.Equal(it.Key(), k) {
 			continue
 		}
@@ -232,7 +238,7 @@ func (d *DB) lookupSorted(refs []BlobRef, fn func(BlobRef, Location) error) erro
 			l, err = decodeLocation(v)
 		}
 		if err == nil {
-			err = fn(r, l)
+			err = fn(int(i), l)
 		}
 		if err != nil {
 			it.Close()

@@ -31,7 +31,7 @@ import (
 
 const (
 	protocolMagic   = "hsindex\x00"
-	protocolVersion = 3
+	protocolVersion = 4
 )
 
 const (
@@ -65,6 +65,7 @@ const (
 	opBury            = 28
 	opDropPack        = 29
 	opCondemned       = 30
+	opLookupMany      = 31
 )
 
 const (

@@ -80,7 +80,10 @@ func (s *Scratch) Close() error {
 }
 
 func refKey(prefix byte, t blob.Type, id blob.ID) []byte {
-	k := make([]byte, 0, 2+blob.IDSize)
+	return appendRefKey(make([]byte, 0, 2+blob.IDSize), prefix, t, id)
+}
+
+func appendRefKey(k []byte, prefix byte, t blob.Type, id blob.ID) []byte {
 	k = append(k, prefix, byte(t))
 	return append(k, id[:]...)
 }
@@ -136,7 +139,8 @@ func (s *Scratch) Marked(t blob.Type, id blob.ID) (bool, error) {
 // ID), as the index's Blobs scan yields them: one forward pass over the
 // marks instead of a point lookup per blob.
 type MarkCursor struct {
-	it *pebble.Iterator
+	it  *pebble.Iterator
+	key []byte // reused: a seek copies the key it is given
 }
 
 // NewMarkCursor starts a cursor; Close ends it.
@@ -152,12 +156,12 @@ func (s *Scratch) NewMarkCursor() (*MarkCursor, error) {
 // Marked reports whether the blob is marked. Each call must ask about a
 // blob after the one before.
 func (c *MarkCursor) Marked(t blob.Type, id blob.ID) (bool, error) {
-	k := refKey(scratchMark, t, id)
+	c.key = appendRefKey(c.key[:0], scratchMark, t, id)
 	// Pebble turns a SeekGE past the last one into steps forward.
-	if !c.it.SeekGE(k) {
+	if !c.it.SeekGE(c.key) {
 		return false, c.it.Error()
 	}
-	return bytes.Equal(c.it.Key(), k), nil
+	return bytes.Equal(c.it.Key(), c.key), nil
 }
 
 // Close releases the cursor.

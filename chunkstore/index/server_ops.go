@@ -46,6 +46,23 @@ func (s *server) read(op byte, d *decoder, e *encoder) error {
 			e.location(l)
 		}
 		return err
+	case opLookupMany:
+		refs := d.blobRefs()
+		if err := d.end(); err != nil {
+			return err
+		}
+		var found []uint32
+		var locs []Location
+		err := db.LookupMany(refs, func(i int, l Location) error {
+			found, locs = append(found, uint32(i)), append(locs, l)
+			return nil
+		})
+		e.u32(uint32(len(found)))
+		for k, i := range found {
+			e.u32(i)
+			e.location(locs[k])
+		}
+		return err
 	case opHasSegment, opHasPack:
 		id := d.id()
 		if err := d.end(); err != nil {

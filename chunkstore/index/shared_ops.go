@@ -19,6 +19,10 @@ func (s *Shared) Lookup(t blob.Type, id blob.ID) (l Location, ok bool, err error
 	return l, ok, err
 }
 
+func (s *Shared) LookupMany(refs []BlobRef, fn func(i int, l Location) error) error {
+	return s.do(func(b backend) error { return b.LookupMany(refs, fn) })
+}
+
 func (s *Shared) AddPack(p PackInfo, entries []BlobEntry) error {
 	return s.do(func(b backend) error { return b.AddPack(p, entries) })
 }

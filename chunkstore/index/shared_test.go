@@ -93,6 +93,18 @@ func exerciseStore(t *testing.T, st Store) {
 	if _, ok, err := st.Lookup(blob.Tree, e1[0].ID); ok || err != nil {
 		t.Fatalf("data blob found as tree: %v %v", ok, err)
 	}
+	refs := []BlobRef{{blob.Data, e1[2].ID}, {blob.Tree, e1[0].ID}, {blob.Data, e1[0].ID}}
+	found := map[int]Location{}
+	if err := st.LookupMany(refs, func(i int, l Location) error { found[i] = l; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[int]Location{0: e1[2].Location, 2: e1[0].Location}; !reflect.DeepEqual(found, want) {
+		t.Fatalf("LookupMany = %+v, want %+v", found, want)
+	}
+	stop := errors.New("stop")
+	if err := st.LookupMany(refs, func(int, Location) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("LookupMany with a failing callback: %v", err)
+	}
 	if got := collect(t, st.UnlistedPacks); !reflect.DeepEqual(got, []blob.ID{p1.ID}) {
 		t.Fatalf("unlisted = %v", got)
 	}

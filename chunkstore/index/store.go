@@ -16,6 +16,7 @@ type Store interface {
 // batch's rows at once).
 type core interface {
 	Lookup(t blob.Type, id blob.ID) (Location, bool, error)
+	LookupMany(refs []BlobRef, fn func(i int, l Location) error) error
 	AddPack(p PackInfo, entries []BlobEntry) error
 	AddSegment(segment blob.ID, packs []PackBlobs) error
 	MarkListed(segment blob.ID, packs []blob.ID) error
