@@ -79,10 +79,12 @@ relies on.`,
 // and forget. What they keep is small and fixed (prune: 5.2 MiB of marks
 // not yet spilled, two 1 MiB Bloom filters; forget: 2 MiB of trees); the rest of
 // their heap is trees, rows and buffers dead as soon as they are used,
-// which the default limit let pile up to twice the live data. At 16 MiB
-// the collector runs more often (prune: ~8% of its CPU) and prune's peak
-// RSS fell by 5 MiB; at 12 MiB it ran twice as long for no less memory.
-const maintenanceMemoryLimit = 16 << 20
+// which the default limit let pile up to twice the live data. The limit
+// must clear the live heap plus the runtime's own ~7 MiB: at 16 MiB prune's
+// 10 MiB of live heap left the collector no headroom (some 900 cycles a
+// prune, half its CPU); at 20 MiB, on the 30-snapshot benchmark, prune
+// took 1.6-1.7 s instead of 2.7-3.4 s for the same peak RSS (47-49 MiB).
+const maintenanceMemoryLimit = 20 << 20
 
 // lowerMemoryLimit applies maintenanceMemoryLimit unless GOMEMLIMIT is set.
 func (a *app) lowerMemoryLimit() {
