@@ -24,7 +24,7 @@ func segmentIDs(t *testing.T, r *Repository) []blob.ID {
 	t.Helper()
 	var ids []blob.ID
 	r.idx.Segments(func(id blob.ID) error { ids = append(ids, id); return nil })
-	slices.SortFunc(ids, compareIDs)
+	slices.SortFunc(ids, byID)
 	if len(ids) < 2 {
 		t.Fatalf("%d index segments; the test needs two", len(ids))
 	}
@@ -46,7 +46,7 @@ func TestCheckSegments(t *testing.T) {
 	}
 	flipByte(t, filepath.Join(dir, segmentsPrefix+flipped.String()), 10)
 	p := checkSegments(t, r)
-	slices.SortFunc(p, func(a, b Problem) int { return compareIDs(a.Segment, b.Segment) })
+	slices.SortFunc(p, func(a, b Problem) int { return byID(a.Segment, b.Segment) })
 	if len(p) != 2 || p[0].Segment != gone || !strings.Contains(p[0].Message, "missing") ||
 		p[1].Segment != flipped || !strings.Contains(p[1].Message, "unreadable") {
 		t.Fatalf("check of a lost and a damaged segment: %v", p)

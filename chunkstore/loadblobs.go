@@ -39,7 +39,7 @@ func (r *Repository) LoadBlobs(ctx context.Context, t blob.Type, ids []blob.ID, 
 		blobs[i] = index.BlobEntry{Type: t, ID: ids[i], Location: l}
 	}
 	slices.SortFunc(blobs, func(a, b index.BlobEntry) int {
-		return cmp.Or(compareIDs(a.Pack, b.Pack), cmp.Compare(a.Offset, b.Offset))
+		return cmp.Or(byID(a.Pack, b.Pack), cmp.Compare(a.Offset, b.Offset))
 	})
 	return parallel(ctx, max(jobs, 1), loadRuns(blobs), func(ctx context.Context, run []index.BlobEntry) error {
 		return r.loadRun(ctx, run, fn)
@@ -56,8 +56,6 @@ func (r *Repository) locate(refs []index.BlobRef) ([]index.Location, error) {
 	})
 	return locs, err
 }
-
-func compareIDs(a, b blob.ID) int { return slices.Compare(a[:], b[:]) }
 
 // loadRuns cuts blobs, sorted by pack and offset, into the runs that
 // loadRun reads with one load each.

@@ -75,7 +75,7 @@ func (r *Repository) RepairPacks(ctx context.Context, src remote.Backend, o Repa
 		}
 		return nil
 	})
-	slices.SortFunc(st.Recoverable, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(st.Recoverable, byID)
 	slices.SortFunc(st.Lost, func(a, b PackLoss) int { return bytes.Compare(a.Pack[:], b.Pack[:]) })
 	return st, err
 }

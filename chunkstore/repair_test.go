@@ -20,7 +20,7 @@ func TestRepairPacks(t *testing.T) {
 	push(t, r, dst)
 	var packs []blob.ID
 	r.idx.Packs(func(p index.PackInfo) error { packs = append(packs, p.ID); return nil })
-	slices.SortFunc(packs, func(a, b blob.ID) int { return compareIDs(a, b) })
+	slices.SortFunc(packs, func(a, b blob.ID) int { return byID(a, b) })
 	if len(packs) < 4 {
 		t.Fatalf("%d packs; the test needs 4", len(packs))
 	}
@@ -95,7 +95,7 @@ func flipByte(t *testing.T, path string, off int64) {
 
 func sorted(ids []blob.ID) []blob.ID {
 	ids = slices.Clone(ids)
-	slices.SortFunc(ids, compareIDs)
+	slices.SortFunc(ids, byID)
 	return ids
 }
 
