@@ -37,6 +37,9 @@ type cacheCall[V any] struct {
 	val    V
 	err    error
 	cached bool // val went into the cache, which may recycle it
+	// dropped: the load was given up without a result (see
+	// reservation.drop); its waiters load the value themselves.
+	dropped bool
 }
 
 func newCache[K comparable, V any](maxBytes int64, release func(V)) *cache[K, V] {
@@ -82,6 +85,9 @@ func (c *cache[K, V]) acquire(ctx context.Context, key K, load func(context.Cont
 			var zero V
 			return zero, nil, ctx.Err()
 		}
+		if call.dropped {
+			continue
+		}
 		if call.err != nil || !call.cached {
 			// Nobody recycles a value the cache never held.
 			return call.val, func() {}, call.err
@@ -112,8 +118,15 @@ func (c *cache[K, V]) loading(key K) bool {
 
 func (c *cache[K, V]) fill(ctx context.Context, key K, call *cacheCall[V], load func(context.Context) (V, int64, error)) {
 	v, size, err := load(ctx)
-	call.val, call.err = v, err
 	c.mu.Lock()
+	c.settle(key, call, v, size, err)
+	c.mu.Unlock()
+}
+
+// settle ends the load of key with its result, caching a value that fits,
+// and wakes its waiters; the caller holds mu.
+func (c *cache[K, V]) settle(key K, call *cacheCall[V], v V, size int64, err error) {
+	call.val, call.err = v, err
 	delete(c.inflight, key)
 	if err == nil && size <= c.max {
 		call.cached = true
@@ -129,8 +142,62 @@ func (c *cache[K, V]) fill(ctx context.Context, key K, call *cacheCall[V], load 
 			}
 		}
 	}
-	c.mu.Unlock()
 	close(call.done)
+}
+
+// reservation is a set of keys whose loads one caller runs, together: a
+// reader asking for one of them waits for it rather than loading it a
+// second time.
+type reservation[K comparable, V any] struct {
+	c     *cache[K, V]
+	keys  []K
+	calls map[K]*cacheCall[V] // those not settled yet; under c.mu
+}
+
+// reserve takes on the loads of the keys that are neither cached nor being
+// loaded. The caller must settle each reserved key with put, or give the
+// rest up with drop.
+func (c *cache[K, V]) reserve(keys []K) *reservation[K, V] {
+	r := &reservation[K, V]{c: c, calls: make(map[K]*cacheCall[V])}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		_, cached := c.items[k]
+		_, busy := c.inflight[k]
+		if cached || busy {
+			continue
+		}
+		call := &cacheCall[V]{done: make(chan struct{})}
+		c.inflight[k] = call
+		r.calls[k] = call
+		r.keys = append(r.keys, k)
+	}
+	return r
+}
+
+// put settles reserved key with value v of size bytes; a key not reserved
+// or settled already is ignored.
+func (r *reservation[K, V]) put(key K, v V, size int64) {
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	if call, ok := r.calls[key]; ok {
+		delete(r.calls, key)
+		r.c.settle(key, call, v, size, nil)
+	}
+}
+
+// drop gives up the loads of the keys not settled yet: their waiters load
+// them themselves, so that a failed batch hands nobody an error that is
+// not about the key they asked for.
+func (r *reservation[K, V]) drop() {
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	for k, call := range r.calls {
+		delete(r.c.inflight, k)
+		call.dropped = true
+		close(call.done)
+	}
+	clear(r.calls)
 }
 
 // clear evicts everything; values still held are released when done.

@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -117,5 +119,89 @@ func TestCacheClear(t *testing.T) {
 	v, err := c.get(ctx, 0, loadVal(0))
 	if err != nil || v.releases.Load() != 0 {
 		t.Errorf("loading again after clear: %v, released %d times", err, v.releases.Load())
+	}
+}
+
+// waitFor has n callers get key from c, loading it with load, and returns
+// once all of them have started; each one's result is sent to got.
+func waitFor(c *cache[int, *cachedVal], key, n int, load func(context.Context) (*cachedVal, int64, error)) <-chan error {
+	got := make(chan error, n)
+	var started sync.WaitGroup
+	started.Add(n)
+	defer started.Wait()
+	for range n {
+		go func() {
+			started.Done()
+			v, err := c.get(context.Background(), key, load)
+			if err == nil && (v == nil || v.key != key) {
+				err = fmt.Errorf("got value %+v for key %d", v, key)
+			}
+			got <- err
+		}()
+	}
+	return got
+}
+
+// TestReservationPut settles reserved keys: callers waiting for them get
+// the batch's values without loading them, and keys cached or being
+// loaded already are not reserved again.
+func TestReservationPut(t *testing.T) {
+	c, _ := testCache(10)
+	if _, err := c.get(context.Background(), 0, loadVal(0)); err != nil {
+		t.Fatal(err)
+	}
+	res := c.reserve([]int{0, 1, 2})
+	if !slices.Equal(res.keys, []int{1, 2}) {
+		t.Fatalf("reserved %v, want [1 2]", res.keys)
+	}
+	if again := c.reserve([]int{1, 2}); len(again.keys) != 0 {
+		t.Fatalf("reserved %v while a batch holds them", again.keys)
+	}
+	var loads atomic.Int32
+	load := func(ctx context.Context) (*cachedVal, int64, error) {
+		loads.Add(1)
+		return loadVal(1)(ctx)
+	}
+	got := waitFor(c, 1, 4, load)
+	res.put(1, &cachedVal{key: 1}, 1)
+	for range 4 {
+		if err := <-got; err != nil {
+			t.Error(err)
+		}
+	}
+	res.drop()
+	if n := loads.Load(); n != 0 {
+		t.Errorf("waiters loaded the reserved key %d times, want 0", n)
+	}
+	if !c.loading(1) || c.loading(2) {
+		t.Errorf("after drop: 1 cached %v (want true), 2 loading %v (want false)", c.loading(1), c.loading(2))
+	}
+}
+
+// TestReservationDrop gives up a batch that failed: its waiters load the
+// key themselves, one load for all of them, and get that load's result,
+// not an error of the batch.
+func TestReservationDrop(t *testing.T) {
+	c, _ := testCache(10)
+	res := c.reserve([]int{1})
+	var loads atomic.Int32
+	errMissing := errors.New("missing")
+	load := func(context.Context) (*cachedVal, int64, error) {
+		loads.Add(1)
+		return nil, 0, errMissing
+	}
+	got := waitFor(c, 1, 4, load)
+	res.drop()
+	for range 4 {
+		if err := <-got; !errors.Is(err, errMissing) {
+			t.Errorf("waiter got %v, want its own load's error", err)
+		}
+	}
+	if n := loads.Load(); n < 1 || n > 4 {
+		t.Errorf("%d loads for 4 waiters", n)
+	}
+	res.put(1, &cachedVal{key: 1}, 1) // settled by drop: ignored
+	if c.loading(1) {
+		t.Error("a put after drop cached the key")
 	}
 }

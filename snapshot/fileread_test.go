@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"testing"
@@ -159,13 +160,11 @@ func TestTrimIdle(t *testing.T) {
 	}
 }
 
-// TestPrefetchTrees decodes the trees it is given into the cache in the
-// background, so that a later Tree call finds them there.
-func TestPrefetchTrees(t *testing.T) {
-	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
+// saveTrees stores a tree of one file per name and returns their IDs.
+func saveTrees(t *testing.T, repo *chunkstore.Repository, names ...string) []blob.ID {
 	ctx := context.Background()
 	var ids []blob.ID
-	for _, name := range []string{"a", "b", "c"} {
+	for _, name := range names {
 		b, err := EncodeTree(&Tree{Nodes: []Node{{Name: name, Type: TypeFile}}})
 		if err != nil {
 			t.Fatal(err)
@@ -179,6 +178,15 @@ func TestPrefetchTrees(t *testing.T) {
 	if err := repo.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return ids
+}
+
+// TestPrefetchTrees decodes the trees it is given into the cache in the
+// background, so that a later Tree call finds them there.
+func TestPrefetchTrees(t *testing.T) {
+	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
+	ctx := context.Background()
+	ids := saveTrees(t, repo, "a", "b", "c")
 	v := NewView(repo, ViewOptions{})
 	v.PrefetchTrees(ctx, ids)
 	cached := func() int {
@@ -200,5 +208,26 @@ func TestPrefetchTrees(t *testing.T) {
 	tr, err := v.Tree(ctx, ids[1])
 	if err != nil || len(tr.Nodes) != 1 || tr.Nodes[0].Name != "b" {
 		t.Fatalf("prefetched tree: %+v, %v", tr, err)
+	}
+}
+
+// TestPrefetchTreesMissing prefetches a batch with a tree the repository
+// lacks, which fails the batch: the other trees still load, and the
+// missing one fails with the repository's error, as without read-ahead.
+func TestPrefetchTreesMissing(t *testing.T) {
+	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
+	ctx := context.Background()
+	ids := saveTrees(t, repo, "a", "b")
+	missing := repo.BlobID([]byte("no such tree"))
+	v := NewView(repo, ViewOptions{})
+	v.PrefetchTrees(ctx, []blob.ID{ids[0], missing, ids[1]})
+	if _, err := v.Tree(ctx, missing); !errors.Is(err, chunkstore.ErrBlobMissing) {
+		t.Errorf("missing tree: %v, want %v", err, chunkstore.ErrBlobMissing)
+	}
+	for i, name := range []string{"a", "b"} {
+		tr, err := v.Tree(ctx, ids[i])
+		if err != nil || len(tr.Nodes) != 1 || tr.Nodes[0].Name != name {
+			t.Errorf("tree %s: %+v, %v", name, tr, err)
+		}
 	}
 }

@@ -96,34 +96,60 @@ func (v *View) Tree(ctx context.Context, id blob.ID) (*Tree, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		t, err := DecodeTree(b)
+		t, size, err := decodeCached(id, b)
 		v.bufs.Put(b)
-		if err != nil {
-			return nil, 0, fmt.Errorf("tree %s: %w", id.Short(), err)
-		}
-		size := int64(len(b)) + int64(len(t.Nodes))*nodeSize
-		for i := range t.Nodes {
-			size += int64(len(t.Nodes[i].Content)) * int64(unsafe.Sizeof(Chunk{}))
-		}
-		return t, size, nil
+		return t, size, err
 	})
 }
 
-// PrefetchTrees starts decoding the trees ids into the cache, as many as
-// read-ahead has room for; the rest are loaded when asked for. A mount
+// decodeCached decodes tree blob id and tells what it occupies in the
+// cache.
+func decodeCached(id blob.ID, b []byte) (*Tree, int64, error) {
+	t, err := DecodeTree(b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	size := int64(len(b)) + int64(len(t.Nodes))*nodeSize
+	for i := range t.Nodes {
+		size += int64(len(t.Nodes[i].Content)) * int64(unsafe.Sizeof(Chunk{}))
+	}
+	return t, size, nil
+}
+
+// treeBatch bounds the trees one PrefetchTrees call loads.
+const treeBatch = 256
+
+// PrefetchTrees starts decoding the trees ids into the cache, up to
+// treeBatch of them, in the background if read-ahead has room. A mount
 // calls it with a directory's subdirectories when the directory is
 // listed: a walk (find, du, rsync) descends into them next, one at a
 // time, and would otherwise wait for each tree's read and decryption.
+// They are loaded together (one index lookup, neighbours in a pack read
+// at once), and a reader asking for one of them meanwhile waits for it.
 func (v *View) PrefetchTrees(ctx context.Context, ids []blob.ID) {
-	for _, id := range ids {
-		if v.trees.loading(id) {
-			continue
-		}
-		if !v.startFetch(ctx, func(ctx context.Context) { _, _ = v.Tree(ctx, id) }) {
-			return
-		}
+	res := v.trees.reserve(ids[:min(len(ids), treeBatch)])
+	if len(res.keys) == 0 {
+		return
+	}
+	if !v.startFetch(ctx, func(ctx context.Context) { v.loadTrees(ctx, res) }) {
+		res.drop()
 	}
 }
+
+// loadTrees loads the trees res reserved. One that fails to load or to
+// decode is left to its reader, who loads it again and gets the error.
+func (v *View) loadTrees(ctx context.Context, res *reservation[blob.ID, *Tree]) {
+	defer res.drop()
+	_ = v.repo.LoadBlobs(ctx, blob.Tree, res.keys, treeJobs, func(id blob.ID, b []byte) error {
+		if t, size, err := decodeCached(id, b); err == nil {
+			res.put(id, t, size)
+		}
+		return nil
+	})
+}
+
+// treeJobs is how many of a batch's pack reads run at once.
+const treeJobs = 2
 
 // startFetch runs load in the background if a read-ahead slot is free,
 // and reports whether one was: read-ahead never queues unbounded work.
