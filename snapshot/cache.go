@@ -116,6 +116,19 @@ func (c *cache[K, V]) loading(key K) bool {
 	return cached || busy
 }
 
+// peek returns key's value if it is cached, without loading it or counting
+// it as used: for a cache without a release function, whose values stay
+// valid after eviction.
+func (c *cache[K, V]) peek(key K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[key]; ok {
+		return e.Value.(*cacheItem[K, V]).val, true
+	}
+	var zero V
+	return zero, false
+}
+
 func (c *cache[K, V]) fill(ctx context.Context, key K, call *cacheCall[V], load func(context.Context) (V, int64, error)) {
 	v, size, err := load(ctx)
 	c.mu.Lock()

@@ -160,41 +160,45 @@ func TestTrimIdle(t *testing.T) {
 	}
 }
 
-// saveTrees stores a tree of one file per name and returns their IDs.
-func saveTrees(t *testing.T, repo *chunkstore.Repository, names ...string) []blob.ID {
+// saveTree stores tree t and returns its ID.
+func saveTree(t *testing.T, repo *chunkstore.Repository, tr *Tree) blob.ID {
 	ctx := context.Background()
-	var ids []blob.ID
-	for _, name := range names {
-		b, err := EncodeTree(&Tree{Nodes: []Node{{Name: name, Type: TypeFile}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := repo.BlobID(b)
-		if _, err := repo.SaveBlob(ctx, blob.Tree, id, b); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
+	b, err := EncodeTree(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := repo.BlobID(b)
+	if _, err := repo.SaveBlob(ctx, blob.Tree, id, b); err != nil {
+		t.Fatal(err)
 	}
 	if err := repo.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return ids
+	return id
 }
 
-// TestPrefetchTrees decodes the trees it is given into the cache in the
-// background, so that a later Tree call finds them there.
-func TestPrefetchTrees(t *testing.T) {
-	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
-	ctx := context.Background()
-	ids := saveTrees(t, repo, "a", "b", "c")
-	v := NewView(repo, ViewOptions{})
-	v.PrefetchTrees(ctx, ids)
+// dirTree returns a tree of one subdirectory per name, with the subtrees
+// ids.
+func dirTree(names []string, ids ...blob.ID) *Tree {
+	tr := &Tree{}
+	for i, name := range names {
+		tr.Nodes = append(tr.Nodes, Node{Name: name, Type: TypeDir, Subtree: ids[i]})
+	}
+	return tr
+}
+
+// leaf stores a tree of one file and returns its ID.
+func leaf(t *testing.T, repo *chunkstore.Repository, name string) blob.ID {
+	return saveTree(t, repo, &Tree{Nodes: []Node{{Name: name, Type: TypeFile}}})
+}
+
+// waitCached waits until the view caches the trees ids.
+func waitCached(t *testing.T, v *View, ids ...blob.ID) {
+	t.Helper()
 	cached := func() int {
-		v.trees.mu.Lock()
-		defer v.trees.mu.Unlock()
 		n := 0
 		for _, id := range ids {
-			if _, ok := v.trees.items[id]; ok {
+			if _, ok := v.trees.peek(id); ok {
 				n++
 			}
 		}
@@ -205,29 +209,55 @@ func TestPrefetchTrees(t *testing.T) {
 			t.Fatalf("%d of %d trees prefetched after 10 s", cached(), len(ids))
 		}
 	}
-	tr, err := v.Tree(ctx, ids[1])
-	if err != nil || len(tr.Nodes) != 1 || tr.Nodes[0].Name != "b" {
+}
+
+// TestPrefetchSubtrees lists a/ and b/ in a walk's order: listing the
+// root loads a and b in the background, and listing a loads a's subtree
+// and those of b, which the walk enters after a.
+func TestPrefetchSubtrees(t *testing.T) {
+	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
+	ctx := context.Background()
+	a1, b1, b2 := leaf(t, repo, "a1"), leaf(t, repo, "b1"), leaf(t, repo, "b2")
+	a := saveTree(t, repo, dirTree([]string{"a1"}, a1))
+	b := saveTree(t, repo, dirTree([]string{"b1", "b2"}, b1, b2))
+	rootTree := dirTree([]string{"a", "b"}, a, b)
+	root := saveTree(t, repo, rootTree)
+	v := NewView(repo, ViewOptions{})
+	v.PrefetchSubtrees(ctx, root, rootTree)
+	waitCached(t, v, a, b)
+	if _, ok := v.trees.peek(b1); ok {
+		t.Fatal("listing the root loaded a tree two levels down")
+	}
+	ta, err := v.Tree(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.PrefetchSubtrees(ctx, a, ta)
+	waitCached(t, v, a1, b1, b2)
+	tr, err := v.Tree(ctx, b2)
+	if err != nil || len(tr.Nodes) != 1 || tr.Nodes[0].Name != "b2" {
 		t.Fatalf("prefetched tree: %+v, %v", tr, err)
 	}
 }
 
-// TestPrefetchTreesMissing prefetches a batch with a tree the repository
-// lacks, which fails the batch: the other trees still load, and the
-// missing one fails with the repository's error, as without read-ahead.
-func TestPrefetchTreesMissing(t *testing.T) {
+// TestPrefetchSubtreesMissing prefetches a batch with a tree the
+// repository lacks, which fails the batch: the other trees still load,
+// and the missing one fails with the repository's error, as without
+// read-ahead.
+func TestPrefetchSubtreesMissing(t *testing.T) {
 	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
 	ctx := context.Background()
-	ids := saveTrees(t, repo, "a", "b")
-	missing := repo.BlobID([]byte("no such tree"))
+	ids := []blob.ID{leaf(t, repo, "a"), repo.BlobID([]byte("no such tree")), leaf(t, repo, "c")}
+	root := dirTree([]string{"a", "b", "c"}, ids...)
 	v := NewView(repo, ViewOptions{})
-	v.PrefetchTrees(ctx, []blob.ID{ids[0], missing, ids[1]})
-	if _, err := v.Tree(ctx, missing); !errors.Is(err, chunkstore.ErrBlobMissing) {
+	v.PrefetchSubtrees(ctx, saveTree(t, repo, root), root)
+	if _, err := v.Tree(ctx, ids[1]); !errors.Is(err, chunkstore.ErrBlobMissing) {
 		t.Errorf("missing tree: %v, want %v", err, chunkstore.ErrBlobMissing)
 	}
-	for i, name := range []string{"a", "b"} {
+	for _, i := range []int{0, 2} {
 		tr, err := v.Tree(ctx, ids[i])
-		if err != nil || len(tr.Nodes) != 1 || tr.Nodes[0].Name != name {
-			t.Errorf("tree %s: %+v, %v", name, tr, err)
+		if err != nil || len(tr.Nodes) != 1 || tr.Nodes[0].Name != root.Nodes[i].Name {
+			t.Errorf("tree %s: %+v, %v", root.Nodes[i].Name, tr, err)
 		}
 	}
 }

@@ -28,6 +28,7 @@ type ViewOptions struct {
 type View struct {
 	repo   Repo
 	trees  *cache[blob.ID, *Tree]
+	order  walkOrder
 	chunks *cache[blob.ID, []byte]
 	// fetch limits read-ahead: chunks being fetched ahead hold memory
 	// outside the cache until they land in it.
@@ -55,6 +56,7 @@ func NewView(repo Repo, o ViewOptions) *View {
 	v := &View{
 		repo:  repo,
 		trees: newCache[blob.ID, *Tree](o.TreeCache, nil),
+		order: walkOrder{next: make(map[blob.ID]blob.ID)},
 		fetch: make(chan struct{}, o.Fetchers),
 		// Enough for the chunks being fetched, whose buffers come back
 		// as the cache evicts older ones.
@@ -115,41 +117,6 @@ func decodeCached(id blob.ID, b []byte) (*Tree, int64, error) {
 	}
 	return t, size, nil
 }
-
-// treeBatch bounds the trees one PrefetchTrees call loads.
-const treeBatch = 256
-
-// PrefetchTrees starts decoding the trees ids into the cache, up to
-// treeBatch of them, in the background if read-ahead has room. A mount
-// calls it with a directory's subdirectories when the directory is
-// listed: a walk (find, du, rsync) descends into them next, one at a
-// time, and would otherwise wait for each tree's read and decryption.
-// They are loaded together (one index lookup, neighbours in a pack read
-// at once), and a reader asking for one of them meanwhile waits for it.
-func (v *View) PrefetchTrees(ctx context.Context, ids []blob.ID) {
-	res := v.trees.reserve(ids[:min(len(ids), treeBatch)])
-	if len(res.keys) == 0 {
-		return
-	}
-	if !v.startFetch(ctx, func(ctx context.Context) { v.loadTrees(ctx, res) }) {
-		res.drop()
-	}
-}
-
-// loadTrees loads the trees res reserved. One that fails to load or to
-// decode is left to its reader, who loads it again and gets the error.
-func (v *View) loadTrees(ctx context.Context, res *reservation[blob.ID, *Tree]) {
-	defer res.drop()
-	_ = v.repo.LoadBlobs(ctx, blob.Tree, res.keys, treeJobs, func(id blob.ID, b []byte) error {
-		if t, size, err := decodeCached(id, b); err == nil {
-			res.put(id, t, size)
-		}
-		return nil
-	})
-}
-
-// treeJobs is how many of a batch's pack reads run at once.
-const treeJobs = 2
 
 // startFetch runs load in the background if a read-ahead slot is free,
 // and reports whether one was: read-ahead never queues unbounded work.

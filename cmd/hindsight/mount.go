@@ -328,14 +328,10 @@ func (r *mountRepo) List(ctx context.Context, dir *fs.Entry, buf []fs.Entry) ([]
 		return nil, err
 	}
 	out := buf[:0]
-	var subdirs []blob.ID
 	for i := range t.Nodes {
 		out = append(out, entryOf(id, &t.Nodes[i]))
-		if t.Nodes[i].Type == snapshot.TypeDir {
-			subdirs = append(subdirs, t.Nodes[i].Subtree)
-		}
 	}
-	r.view.PrefetchTrees(ctx, subdirs)
+	r.view.PrefetchSubtrees(ctx, id, t)
 	return out, nil
 }
 
