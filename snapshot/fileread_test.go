@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -260,4 +261,57 @@ func TestPrefetchSubtreesMissing(t *testing.T) {
 			t.Errorf("tree %s: %+v, %v", root.Nodes[i].Name, tr, err)
 		}
 	}
+}
+
+// TestPrefetchSubtreesConcurrent has walkers list a tree at once, reading
+// ahead as a mount does, through a tree cache too small to hold it: each
+// gets every tree right however its loads and the batches interleave. A
+// leaf's tree holds one file named as the directory that points to it.
+func TestPrefetchSubtreesConcurrent(t *testing.T) {
+	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
+	ctx := context.Background()
+	var names []string
+	var dirs []blob.ID
+	for i := range 20 {
+		var leaves []string
+		var ids []blob.ID
+		for j := range 5 {
+			name := fmt.Sprintf("f%d-%d", i, j)
+			leaves = append(leaves, name)
+			ids = append(ids, leaf(t, repo, name))
+		}
+		names = append(names, fmt.Sprintf("d%02d", i))
+		dirs = append(dirs, saveTree(t, repo, dirTree(leaves, ids...)))
+	}
+	root := saveTree(t, repo, dirTree(names, dirs...))
+	v := NewView(repo, ViewOptions{TreeCache: 4 << 10})
+	var walk func(id blob.ID, want string) error
+	walk = func(id blob.ID, want string) error {
+		tr, err := v.Tree(ctx, id)
+		if err != nil {
+			return err
+		}
+		v.PrefetchSubtrees(ctx, id, tr)
+		if tr.Nodes[0].Type == TypeFile {
+			if tr.Nodes[0].Name != want {
+				return fmt.Errorf("tree %s holds %q, want %q", id.Short(), tr.Nodes[0].Name, want)
+			}
+			return nil
+		}
+		for _, n := range tr.Nodes {
+			if err := walk(n.Subtree, n.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if err := walk(root, ""); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
 }
