@@ -66,16 +66,15 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID, buf 
 var storedBuffers = NewBufferPool(8 << 20)
 
 func (r *Repository) loadAt(ctx context.Context, t blob.Type, id blob.ID, loc index.Location, buf []byte) ([]byte, error) {
-	stored, err := r.readRange(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length))
+	stored, release, err := r.readRange(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length))
 	if remote.IsNotExist(err) {
 		return nil, &BlobMissingError{Type: t, ID: id, Pack: loc.Pack}
 	}
 	if err != nil {
 		return nil, err
 	}
-	plain, err := r.decodeAt(index.BlobEntry{Type: t, ID: id, Location: loc}, stored, buf)
-	storedBuffers.Put(stored)
-	return plain, err
+	defer release()
+	return r.decodeAt(index.BlobEntry{Type: t, ID: id, Location: loc}, stored, buf)
 }
 
 // decodeAt decodes b's stored bytes into buf[:0]. Decryption already
@@ -89,19 +88,43 @@ func (r *Repository) decodeAt(b index.BlobEntry, stored, buf []byte) ([]byte, er
 	return r.decodeStored(b.Pack, b.Type, b.ID, codec.Compression(b.Compression), int(b.RawLength), stored, buf, hash)
 }
 
-// readRange reads n bytes of a pack into a buffer of storedBuffers.
-func (r *Repository) readRange(ctx context.Context, packID blob.ID, off, n int64) ([]byte, error) {
-	rd, err := r.be.Load(ctx, packName(packID), off, n)
+// readRange reads n bytes of a pack into a buffer of storedBuffers, which
+// release gives back once the bytes are dead. A backend that can read
+// into it directly (the local disk) spares the copy through a reader.
+func (r *Repository) readRange(ctx context.Context, packID blob.ID, off, n int64) (b []byte, release func(), err error) {
+	var buf []byte
+	if rr, ok := r.be.(remote.RangeReader); ok {
+		buf = storedBuffers.Get(int(n) + remote.RangeSlack)
+		b, err = rr.ReadRange(ctx, packName(packID), off, n, buf)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = shortRead(packID, off, n, err)
+		}
+	} else {
+		buf = storedBuffers.Get(int(n))
+		b, err = buf[:n], r.loadFull(ctx, packID, off, buf[:n])
+	}
 	if err != nil {
-		return nil, err
+		storedBuffers.Put(buf)
+		return nil, nil, err
+	}
+	return b, func() { storedBuffers.Put(buf) }, nil
+}
+
+// loadFull fills b from a pack at off with a Load.
+func (r *Repository) loadFull(ctx context.Context, packID blob.ID, off int64, b []byte) error {
+	rd, err := r.be.Load(ctx, packName(packID), off, int64(len(b)))
+	if err != nil {
+		return err
 	}
 	defer rd.Close()
-	b := storedBuffers.Get(int(n))[:n]
 	if _, err := io.ReadFull(rd, b); err != nil {
-		storedBuffers.Put(b)
-		return nil, &CorruptPackError{Pack: packID, Err: fmt.Errorf("short read at %d+%d: %w", off, n, err)}
+		return shortRead(packID, off, int64(len(b)), err)
 	}
-	return b, nil
+	return nil
+}
+
+func shortRead(packID blob.ID, off, n int64, err error) error {
+	return &CorruptPackError{Pack: packID, Err: fmt.Errorf("short read at %d+%d: %w", off, n, err)}
 }
 
 // backendReaderAt reads one object with ranged loads.
