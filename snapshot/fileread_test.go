@@ -202,3 +202,66 @@ func TestPrefetchTrees(t *testing.T) {
 		t.Fatalf("prefetched tree: %+v, %v", tr, err)
 	}
 }
+
+// TestReadAheadFollowsReorderedReads: the kernel's read-ahead requests of
+// a sequential reader reach the reader out of order and still fetch the
+// chunks after them; a read far from the last one (a seek) fetches
+// nothing but its own chunk.
+func TestReadAheadFollowsReorderedReads(t *testing.T) {
+	const mib = 1 << 20
+	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
+	ctx := context.Background()
+	n := &Node{Type: TypeFile}
+	for i := range 24 {
+		b := bytes.Repeat([]byte{byte(i)}, mib)
+		c := Chunk{ID: repo.BlobID(b), Size: mib}
+		if _, err := repo.SaveBlob(ctx, blob.Data, c.ID, b); err != nil {
+			t.Fatal(err)
+		}
+		n.Content = append(n.Content, c)
+	}
+	if err := repo.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := NewView(repo, ViewOptions{BlobCache: 64 * mib})
+	r := v.Open(n)
+	read := func(chunk int) {
+		t.Helper()
+		p := make([]byte, mib)
+		if _, err := r.ReadAt(ctx, p, int64(chunk)*mib); err != nil || p[0] != byte(chunk) {
+			t.Fatalf("read of chunk %d: %v", chunk, err)
+		}
+	}
+	// cachedUpTo waits until chunks 0..last are cached, which also frees
+	// the read-ahead slots their fetches held.
+	cachedUpTo := func(last int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			v.chunks.mu.Lock()
+			k := 0
+			for k <= last {
+				if _, ok := v.chunks.items[n.Content[k].ID]; !ok {
+					break
+				}
+				k++
+			}
+			v.chunks.mu.Unlock()
+			if k > last && len(v.fetch) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("chunks up to %d not read ahead after 10 s: %d are", last, k)
+			}
+		}
+	}
+	read(0)
+	cachedUpTo(readAhead)
+	read(3) // ahead of chunk 1, as the kernel's read-ahead arrives
+	cachedUpTo(3 + readAhead)
+	read(20) // a seek
+	for i := 21; i < len(n.Content); i++ {
+		if len(v.fetch) != 0 || v.chunks.loading(n.Content[i].ID) {
+			t.Fatalf("a seek to chunk 20 fetched chunk %d ahead", i)
+		}
+	}
+}
