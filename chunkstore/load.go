@@ -66,16 +66,43 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID, buf 
 var storedBuffers = NewBufferPool(8 << 20)
 
 func (r *Repository) loadAt(ctx context.Context, t blob.Type, id blob.ID, loc index.Location, buf []byte) ([]byte, error) {
-	stored, release, err := r.readRange(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length))
+	b := index.BlobEntry{Type: t, ID: id, Location: loc}
+	rr, ok := r.be.(remote.RangeReader)
+	var stored []byte
+	var err error
+	if ok && codec.Compression(loc.Compression) == codec.None && cap(buf) >= int(loc.Length)+remote.RangeSlack {
+		// Read into buf and decode there: no second buffer, whose
+		// allocations were half of what a cold read of a large file
+		// allocated, and the plaintext moves once within buf.
+		stored, err = rr.ReadRange(ctx, packName(loc.Pack), int64(loc.Offset), int64(loc.Length), buf)
+		if err == nil {
+			k := r.codec.PayloadOffset()
+			var plain []byte
+			if plain, err = r.decodeAt(b, stored, stored[k:k]); err == nil {
+				return buf[:copy(buf[:len(plain)], plain)], nil
+			}
+		}
+	} else {
+		var release func()
+		stored, release, err = r.readRange(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length))
+		if err == nil {
+			defer release()
+			return r.decodeAt(b, stored, buf)
+		}
+	}
 	if remote.IsNotExist(err) {
 		return nil, &BlobMissingError{Type: t, ID: id, Pack: loc.Pack}
 	}
-	if err != nil {
-		return nil, err
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = shortRead(loc.Pack, int64(loc.Offset), int64(loc.Length), err)
 	}
-	defer release()
-	return r.decodeAt(index.BlobEntry{Type: t, ID: id, Location: loc}, stored, buf)
+	return nil, err
 }
+
+// LoadSlack is the room beyond a data blob's size that LoadBlob's buffer
+// needs for the blob to be read and decoded in it, without a buffer of
+// its own for the stored form.
+const LoadSlack = remote.RangeSlack + 64
 
 // decodeAt decodes b's stored bytes into buf[:0]. Decryption already
 // proves an encrypted blob: the AEAD binds its ID, and only a key holder

@@ -146,7 +146,7 @@ func (v *View) chunk(ctx context.Context, c Chunk) ([]byte, func(), error) {
 	v.lastRead.Store(time.Now().UnixNano())
 	v.trimmed.Store(false)
 	return v.chunks.acquire(ctx, c.ID, func(ctx context.Context) ([]byte, int64, error) {
-		buf := v.bufs.Get(int(c.Size))
+		buf := v.bufs.Get(int(c.Size) + chunkstore.LoadSlack)
 		b, err := v.repo.LoadBlob(remote.WithSparseReads(ctx), blob.Data, c.ID, buf)
 		if err == nil && uint64(len(b)) != c.Size {
 			err = fmt.Errorf("blob %s has %d bytes, the file's content list says %d", c.ID.Short(), len(b), c.Size)
