@@ -61,35 +61,46 @@ func (r *FileReader) find(off int64) int {
 	return sort.Search(len(r.ends), func(i int) bool { return r.ends[i] > off })
 }
 
-// ReadAt fills p from off; holes read as zeros. It returns io.EOF with a
-// short count at the end of the content.
-func (r *FileReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+// ReadVec returns the content from off, up to len(p) bytes, as slices of
+// the cached chunks, and the function to call once done with them: a
+// mount hands them to the kernel without copying them first. Holes are
+// zeros cleared in p. It returns io.EOF with a short count at the end of
+// the content.
+func (r *FileReader) ReadVec(ctx context.Context, p []byte, off int64) ([][]byte, func(), error) {
 	if off < 0 {
-		return 0, io.ErrUnexpectedEOF
+		return nil, func() {}, io.ErrUnexpectedEOF
 	}
 	r.readAhead(ctx, off, int64(len(p)))
+	var vec [][]byte
+	var dones []func()
+	release := func() {
+		for _, done := range dones {
+			done()
+		}
+	}
 	n := 0
 	for i := r.find(off); n < len(p) && i < len(r.chunks); i++ {
 		start := r.ends[i] - int64(r.chunks[i].Size)
 		skip := off + int64(n) - start
-		var m int
+		m := int(min(int64(len(p)-n), int64(r.chunks[i].Size)-skip))
 		if r.chunks[i].IsHole() {
-			m = int(min(int64(len(p)-n), int64(r.chunks[i].Size)-skip))
 			clear(p[n : n+m])
+			vec = append(vec, p[n:n+m])
 		} else {
 			b, done, err := r.v.chunk(ctx, r.chunks[i])
 			if err != nil {
-				return n, err
+				release()
+				return nil, func() {}, err
 			}
-			m = copy(p[n:], b[skip:])
-			done()
+			vec = append(vec, b[skip:skip+int64(m)])
+			dones = append(dones, done)
 		}
 		n += m
 	}
 	if n < len(p) {
-		return n, io.EOF
+		return vec, release, io.EOF
 	}
-	return n, nil
+	return vec, release, nil
 }
 
 // readAhead fetches the chunks after a read that continues the previous
