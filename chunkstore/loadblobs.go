@@ -82,13 +82,13 @@ func loadRuns(blobs []index.BlobEntry) [][]index.BlobEntry {
 func (r *Repository) loadRun(ctx context.Context, run []index.BlobEntry, fn func(id blob.ID, plain []byte) error) error {
 	first, last := run[0], run[len(run)-1]
 	start := int64(first.Offset)
-	stored, err := r.readRange(ctx, first.Pack, start, int64(last.Offset)+int64(last.Length)-start)
+	stored, release, err := r.readRange(ctx, first.Pack, start, int64(last.Offset)+int64(last.Length)-start)
 	gone := remote.IsNotExist(err)
 	if err != nil && !gone {
 		return err
 	}
 	if !gone {
-		defer storedBuffers.Put(stored)
+		defer release()
 	}
 	raw := 0
 	for _, b := range run {

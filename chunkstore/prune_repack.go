@@ -90,7 +90,7 @@ func (p *pruner) copyBlob(ctx context.Context, src blob.ID, e pack.Entry) error 
 		return err
 	}
 	defer p.copying.Release(held)
-	stored, err := p.r.readRange(ctx, src, int64(e.Offset), int64(e.Length))
+	stored, _, err := p.r.readRange(ctx, src, int64(e.Offset), int64(e.Length))
 	if err != nil {
 		return err
 	}

@@ -388,7 +388,7 @@ func TestPruneKeepsOtherCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	loc, _, _ := f.r.Index().Lookup(blob.Data, garbage[0])
-	stored, err := f.r.readRange(f.ctx, kpack, int64(loc.Offset), int64(loc.Length))
+	stored, _, err := f.r.readRange(f.ctx, kpack, int64(loc.Offset), int64(loc.Length))
 	if err != nil {
 		t.Fatal(err)
 	}

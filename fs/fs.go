@@ -72,9 +72,12 @@ type Version struct {
 
 // File is an open regular file. Reads may come concurrently.
 type File interface {
-	// ReadAt is io.ReaderAt with the request's context; holes read as
-	// zeros.
-	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+	// ReadVec returns the content from off, up to len(p) bytes, in
+	// slices of memory that stay valid until done is called: they go to
+	// the kernel without being copied into a request buffer first. p is
+	// room for what the File does not hold (the zeros of holes). It
+	// returns io.EOF with fewer bytes at the end of the file.
+	ReadVec(ctx context.Context, p []byte, off int64) (vec [][]byte, done func(), err error)
 	// NextData returns the first offset at or after off holding data,
 	// false when only holes follow (SEEK_DATA).
 	NextData(off int64) (int64, bool)

@@ -557,11 +557,49 @@ func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.
 	if f == nil {
 		return nil, fuse.EBADF
 	}
-	k, err := f.ReadAt(&fuse.Context{Caller: in.Caller, Cancel: cancel}, buf[:min(len(buf), int(in.Size))], int64(in.Offset))
+	vec, done, err := f.ReadVec(&fuse.Context{Caller: in.Caller, Cancel: cancel}, buf[:min(len(buf), int(in.Size))], int64(in.Offset))
 	if err != nil && !errors.Is(err, io.EOF) {
+		done()
 		return nil, fuse.Status(r.m.errno(err, "reading file", r.where(in.NodeId)))
 	}
-	return fuse.ReadResultData(buf[:k]), fuse.OK
+	return &readVec{vec: vec, done: done}, fuse.OK
+}
+
+// readVec is a read's reply in slices of the file's memory: go-fuse writes
+// them to the kernel with one writev and then calls Done. Copying a 1 MiB
+// read into the request's buffer first was a twentieth of a cold cat's
+// CPU.
+type readVec struct {
+	vec  [][]byte
+	done func()
+}
+
+// Slices makes go-fuse write the slices as they are (its withSlice).
+func (r *readVec) Slices() ([][]byte, fuse.Status) { return r.vec, fuse.OK }
+
+func (r *readVec) Bytes(buf []byte) ([]byte, fuse.Status) {
+	buf = buf[:0]
+	for _, b := range r.vec {
+		buf = append(buf, b...)
+	}
+	return buf, fuse.OK
+}
+
+func (r *readVec) Size() int {
+	n := 0
+	for _, b := range r.vec {
+		n += len(b)
+	}
+	return n
+}
+
+// Done gives the slices back once; a second call would release memory a
+// later read holds.
+func (r *readVec) Done() {
+	if r.done != nil {
+		r.done()
+		r.done = nil
+	}
 }
 
 func (r *rawFS) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {

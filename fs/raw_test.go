@@ -179,3 +179,28 @@ func TestCatalogNodesAreShared(t *testing.T) {
 		t.Errorf("after FORGET: node %d (was %d), %d nodes; want a new node and 3 (root, source, snapshot)", c, a, len(r.nodes))
 	}
 }
+
+// TestReadVecReply: a read's reply reaches go-fuse as the file's slices
+// (its withSlice path, one writev), reads the same through Bytes, and
+// gives the slices back once however often go-fuse calls Done.
+func TestReadVecReply(t *testing.T) {
+	released := 0
+	var res fuse.ReadResult = &readVec{vec: [][]byte{[]byte("ab"), []byte("cde")}, done: func() { released++ }}
+	ws, ok := res.(interface {
+		Slices() ([][]byte, fuse.Status)
+	})
+	if !ok {
+		t.Fatal("the reply does not offer its slices")
+	}
+	if vec, st := ws.Slices(); len(vec) != 2 || !st.Ok() {
+		t.Errorf("Slices() = %q, %v", vec, st)
+	}
+	if b, st := res.Bytes(make([]byte, 1)); string(b) != "abcde" || !st.Ok() || res.Size() != 5 {
+		t.Errorf("Bytes() = %q, %v; Size() = %d", b, st, res.Size())
+	}
+	res.Done()
+	res.Done()
+	if released != 1 {
+		t.Errorf("slices given back %d times, want once", released)
+	}
+}

@@ -46,7 +46,18 @@ func sparseFile(t *testing.T) (*View, *Node, []byte) {
 	return NewView(repo, ViewOptions{BlobCache: 64}), n, want
 }
 
-func TestFileReaderReadAt(t *testing.T) {
+// readAt copies what ReadVec returns into p, as the kernel gets it.
+func readAt(ctx context.Context, r *FileReader, p []byte, off int64) (int, error) {
+	vec, done, err := r.ReadVec(ctx, p, off)
+	defer done()
+	n := 0
+	for _, b := range vec {
+		n += copy(p[n:], b)
+	}
+	return n, err
+}
+
+func TestFileReaderReadVec(t *testing.T) {
 	v, n, want := sparseFile(t)
 	r := v.Open(n)
 	tests := []struct {
@@ -66,9 +77,9 @@ func TestFileReaderReadAt(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := bytes.Repeat([]byte{0xee}, tc.size)
-			k, err := r.ReadAt(context.Background(), p, tc.off)
+			k, err := readAt(context.Background(), r, p, tc.off)
 			if k != tc.wantN || (err == io.EOF) != tc.wantEOF || (err != nil && err != io.EOF) {
-				t.Fatalf("ReadAt(%d, %d) = %d, %v", tc.off, tc.size, k, err)
+				t.Fatalf("ReadVec(%d, %d) = %d, %v", tc.off, tc.size, k, err)
 			}
 			if !bytes.Equal(p[:k], want[tc.off:tc.off+int64(k)]) {
 				t.Errorf("wrong bytes")
@@ -116,7 +127,7 @@ func TestFileReaderConcurrent(t *testing.T) {
 			r := v.Open(n)
 			p := make([]byte, 7+i)
 			for off := int64(0); off < int64(len(want)); off += int64(len(p)) {
-				k, err := r.ReadAt(context.Background(), p, off)
+				k, err := readAt(context.Background(), r, p, off)
 				if err != nil && err != io.EOF {
 					t.Error(err)
 					return
@@ -138,7 +149,7 @@ func TestTrimIdle(t *testing.T) {
 	read := func() {
 		t.Helper()
 		got := make([]byte, len(want))
-		if _, err := v.Open(n).ReadAt(context.Background(), got, 0); err != nil && err != io.EOF {
+		if _, err := readAt(context.Background(), v.Open(n), got, 0); err != nil && err != io.EOF {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
@@ -314,4 +325,67 @@ func TestPrefetchSubtreesConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestReadAheadFollowsReorderedReads: the kernel's read-ahead requests of
+// a sequential reader reach the reader out of order and still fetch the
+// chunks after them; a read far from the last one (a seek) fetches
+// nothing but its own chunk.
+func TestReadAheadFollowsReorderedReads(t *testing.T) {
+	const mib = 1 << 20
+	repo, _ := chunkstore.TestRepository(t, chunkstore.InitOptions{})
+	ctx := context.Background()
+	n := &Node{Type: TypeFile}
+	for i := range 24 {
+		b := bytes.Repeat([]byte{byte(i)}, mib)
+		c := Chunk{ID: repo.BlobID(b), Size: mib}
+		if _, err := repo.SaveBlob(ctx, blob.Data, c.ID, b); err != nil {
+			t.Fatal(err)
+		}
+		n.Content = append(n.Content, c)
+	}
+	if err := repo.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := NewView(repo, ViewOptions{BlobCache: 64 * mib})
+	r := v.Open(n)
+	read := func(chunk int) {
+		t.Helper()
+		p := make([]byte, mib)
+		if _, err := readAt(ctx, r, p, int64(chunk)*mib); err != nil || p[0] != byte(chunk) {
+			t.Fatalf("read of chunk %d: %v", chunk, err)
+		}
+	}
+	// cachedUpTo waits until chunks 0..last are cached, which also frees
+	// the read-ahead slots their fetches held.
+	cachedUpTo := func(last int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			v.chunks.mu.Lock()
+			k := 0
+			for k <= last {
+				if _, ok := v.chunks.items[n.Content[k].ID]; !ok {
+					break
+				}
+				k++
+			}
+			v.chunks.mu.Unlock()
+			if k > last && len(v.fetch) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("chunks up to %d not read ahead after 10 s: %d are", last, k)
+			}
+		}
+	}
+	read(0)
+	cachedUpTo(readAhead)
+	read(3) // ahead of chunk 1, as the kernel's read-ahead arrives
+	cachedUpTo(3 + readAhead)
+	read(20) // a seek
+	for i := 21; i < len(n.Content); i++ {
+		if len(v.fetch) != 0 || v.chunks.loading(n.Content[i].ID) {
+			t.Fatalf("a seek to chunk 20 fetched chunk %d ahead", i)
+		}
+	}
 }

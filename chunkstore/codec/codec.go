@@ -181,6 +181,11 @@ func (c *Codec) decodeAll(payload, out []byte) ([]byte, error) {
 // Overhead is how many bytes a stored form adds to its payload.
 func (c *Codec) Overhead() int { return c.sealer.Overhead() }
 
+// PayloadOffset is where a stored form's payload starts: Decode of an
+// uncompressed blob into stored[PayloadOffset():PayloadOffset()] decodes
+// it in place.
+func (c *Codec) PayloadOffset() int { return c.sealer.PayloadOffset() }
+
 // blobAD is a blob's associated data. The compression is part of it so that
 // metadata claiming the wrong one fails authentication, rather than handing
 // out compressed bytes as plaintext (or the reverse) of the right length.

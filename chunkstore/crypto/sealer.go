@@ -33,6 +33,9 @@ type Sealer interface {
 	// Overhead is how many bytes longer a sealed message is than its
 	// plaintext.
 	Overhead() int
+	// PayloadOffset is where a sealed message's payload starts. Open
+	// decrypts in place when dst's spare capacity starts there.
+	PayloadOffset() int
 	// Seal appends the sealed form of plaintext to dst and returns the
 	// extended slice. The plaintext may lie anywhere, including in dst's
 	// spare capacity: callers build it in place there to save a copy.
@@ -71,6 +74,8 @@ func (xchacha) Name() string { return XChaCha20Poly1305 }
 
 func (xchacha) Overhead() int { return chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead }
 
+func (xchacha) PayloadOffset() int { return chacha20poly1305.NonceSizeX }
+
 func (s xchacha) Seal(dst, plaintext, ad []byte) []byte {
 	const nonceSize = chacha20poly1305.NonceSizeX
 	n := len(dst)
@@ -94,8 +99,10 @@ func (s xchacha) Open(dst, sealed, ad []byte) ([]byte, error) {
 		return dst, fmt.Errorf("%w: %d bytes is shorter than nonce and tag", ErrAuth, len(sealed))
 	}
 	nonce, ct := sealed[:nonceSize], sealed[nonceSize:]
-	if overlap(dst[len(dst):cap(dst)], sealed) {
-		// The AEAD panics on partial overlap; take the slow, safe path.
+	if spare := dst[len(dst):cap(dst)]; overlap(spare, sealed) && !samePlace(spare, ct) {
+		// The AEAD decrypts in place (dst's spare room starting where
+		// the ciphertext does) but panics on partial overlap; take the
+		// slow, safe path.
 		plain, err := s.aead.Open(nil, nonce, ct, ad)
 		if err != nil {
 			return dst, ErrAuth
@@ -114,6 +121,8 @@ type noneSealer struct{}
 
 func (noneSealer) Name() string  { return NoEncryption }
 func (noneSealer) Overhead() int { return 0 }
+
+func (noneSealer) PayloadOffset() int { return 0 }
 
 func (noneSealer) Seal(dst, plaintext, _ []byte) []byte {
 	n := len(dst)

@@ -99,27 +99,9 @@ func (b *Backend) Stat(ctx context.Context, name string) (remote.FileInfo, error
 // short there, as an HTTP range request is; an offset past the end is an
 // error.
 func (b *Backend) Load(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
-	if err := remote.CheckName(name); err != nil {
+	f, size, err := b.open(ctx, name, offset)
+	if err != nil {
 		return nil, err
-	}
-	if offset < 0 {
-		return nil, remote.Permanent(fmt.Errorf("local: load %s: negative offset %d", name, offset))
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("local: load %s: %w", name, err)
-	}
-	f, err := b.fs.Open(b.path(name))
-	if err != nil {
-		return nil, lookupErr("load", name, err)
-	}
-	size, err := objectSize(f)
-	if err != nil {
-		f.Close()
-		return nil, lookupErr("load", name, err)
-	}
-	if offset > size {
-		f.Close()
-		return nil, remote.Permanent(fmt.Errorf("local: load %s: offset %d beyond end of %d-byte object", name, offset, size))
 	}
 	n := size - offset
 	if length > 0 && length < n {
@@ -129,6 +111,33 @@ func (b *Backend) Load(ctx context.Context, name string, offset, length int64) (
 		adviseRandom(f)
 	}
 	return &fileReader{SectionReader: io.NewSectionReader(f, offset, n), f: f}, nil
+}
+
+// open opens name for a read from offset and returns its size.
+func (b *Backend) open(ctx context.Context, name string, offset int64) (vfs.File, int64, error) {
+	if err := remote.CheckName(name); err != nil {
+		return nil, 0, err
+	}
+	if offset < 0 {
+		return nil, 0, remote.Permanent(fmt.Errorf("local: load %s: negative offset %d", name, offset))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("local: load %s: %w", name, err)
+	}
+	f, err := b.fs.Open(b.path(name))
+	if err != nil {
+		return nil, 0, lookupErr("load", name, err)
+	}
+	size, err := objectSize(f)
+	if err != nil {
+		f.Close()
+		return nil, 0, lookupErr("load", name, err)
+	}
+	if offset > size {
+		f.Close()
+		return nil, 0, remote.Permanent(fmt.Errorf("local: load %s: offset %d beyond end of %d-byte object", name, offset, size))
+	}
+	return f, size, nil
 }
 
 // adviseRandom turns off the kernel's readahead for this open file only
