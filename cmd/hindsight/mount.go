@@ -37,11 +37,11 @@ type mountFlags struct {
 }
 
 // mountMemoryLimit replaces the CLI's default heap limit for a mount. Its
-// caches (8 MiB of trees, 32 MiB of chunks, 16 MiB of recycled buffers)
-// are live data, and so is about 1 KiB per entry the kernel holds an inode
-// for: some 150 MiB after a walk of 100,000 entries. Below the live data
-// the collector runs without pause (find over such a tree took 3.5 times
-// the CPU at 112 MiB).
+// caches (8 MiB of trees, 32 MiB of chunks and up to 32 MiB of free chunk
+// buffers) are live data, and so are the listings the kernel holds entries
+// of, some 200 bytes an entry. Below the live data the collector runs
+// without pause (find over 100,000 entries took 3.5 times the CPU when the
+// limit was 112 MiB and each entry held 1 KiB).
 const mountMemoryLimit = 192 << 20
 
 // mountGCPercent keeps the heap within half the live data rather than
