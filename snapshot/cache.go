@@ -111,6 +111,11 @@ func (c *cache[K, V]) done(it *cacheItem[K, V]) {
 func (c *cache[K, V]) loading(key K) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.has(key)
+}
+
+// has reports whether key is cached or on its way; the caller holds mu.
+func (c *cache[K, V]) has(key K) bool {
 	_, cached := c.items[key]
 	_, busy := c.inflight[key]
 	return cached || busy
@@ -175,9 +180,7 @@ func (c *cache[K, V]) reserve(keys []K) *reservation[K, V] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, k := range keys {
-		_, cached := c.items[k]
-		_, busy := c.inflight[k]
-		if cached || busy {
+		if c.has(k) {
 			continue
 		}
 		call := &cacheCall[V]{done: make(chan struct{})}

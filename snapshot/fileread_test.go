@@ -175,15 +175,11 @@ func TestTrimIdle(t *testing.T) {
 // saveTree stores tree t and returns its ID.
 func saveTree(t *testing.T, repo *chunkstore.Repository, tr *Tree) blob.ID {
 	ctx := context.Background()
-	b, err := EncodeTree(tr)
+	id, err := SaveTree(ctx, repo, tr)
+	if err == nil {
+		err = repo.Flush(ctx)
+	}
 	if err != nil {
-		t.Fatal(err)
-	}
-	id := repo.BlobID(b)
-	if _, err := repo.SaveBlob(ctx, blob.Tree, id, b); err != nil {
-		t.Fatal(err)
-	}
-	if err := repo.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return id

@@ -14,6 +14,11 @@ func LoadTree(ctx context.Context, repo Repo, id blob.ID) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeTreeBlob(id, b)
+}
+
+// decodeTreeBlob decodes tree blob id, naming it in an error.
+func decodeTreeBlob(id blob.ID, b []byte) (*Tree, error) {
 	t, err := DecodeTree(b)
 	if err != nil {
 		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)

@@ -111,9 +111,9 @@ func (v *View) Tree(ctx context.Context, id blob.ID) (*Tree, error) {
 // decodeCached decodes tree blob id and tells what it occupies in the
 // cache.
 func decodeCached(id blob.ID, b []byte) (*Tree, int64, error) {
-	t, err := DecodeTree(b)
+	t, err := decodeTreeBlob(id, b)
 	if err != nil {
-		return nil, 0, fmt.Errorf("tree %s: %w", id.Short(), err)
+		return nil, 0, err
 	}
 	size := int64(len(b)) + int64(len(t.Nodes))*nodeSize
 	for i := range t.Nodes {
