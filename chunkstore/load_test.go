@@ -16,8 +16,9 @@ import (
 // TestLoadBlobInPlace loads incompressible and compressible blobs, sealed
 // and not, into buffers with and without LoadSlack to spare, sparse and
 // not: the bytes are right and, given the room, in the caller's buffer
-// (an uncompressed blob is read and decoded there). A damaged one fails
-// as corrupt.
+// (an uncompressed blob is read and decoded there): at its start from
+// LoadBlob, anywhere in it from LoadBlobIn. A damaged one fails as
+// corrupt.
 func TestLoadBlobInPlace(t *testing.T) {
 	for _, enc := range []string{"", crypto.NoEncryption} {
 		r, dir := TestRepository(t, InitOptions{Encryption: enc})
@@ -38,13 +39,23 @@ func TestLoadBlobInPlace(t *testing.T) {
 		for _, ctx := range []context.Context{ctx, remote.WithSparseReads(ctx)} {
 			for i, want := range [][]byte{random, zeros} {
 				for _, room := range []int{0, len(want) + LoadSlack} {
-					buf := make([]byte, 0, room)
-					got, err := r.LoadBlob(ctx, blob.Data, ids[i], buf)
-					if err != nil || !bytes.Equal(got, want) {
-						t.Fatalf("%q: blob %d into %d bytes: %d bytes, %v", enc, i, room, len(got), err)
-					}
-					if inBuf := room > 0 && unsafe.SliceData(got) == unsafe.SliceData(buf[:1]); inBuf != (room > 0) {
-						t.Errorf("%q: blob %d into %d bytes: decoded in the buffer given: %v", enc, i, room, inBuf)
+					for _, anywhere := range []bool{false, true} {
+						load := r.LoadBlob
+						if anywhere {
+							load = r.LoadBlobIn
+						}
+						buf := make([]byte, 0, room)
+						got, err := load(ctx, blob.Data, ids[i], buf)
+						if err != nil || !bytes.Equal(got, want) {
+							t.Fatalf("%q: blob %d into %d bytes (anywhere %v): %d bytes, %v", enc, i, room, anywhere, len(got), err)
+						}
+						inBuf := room > 0 && unsafe.SliceData(got) == unsafe.SliceData(buf[:1])
+						if anywhere {
+							inBuf = room > 0 && within(buf[:room], got)
+						}
+						if inBuf != (room > 0) {
+							t.Errorf("%q: blob %d into %d bytes (anywhere %v): decoded in the buffer given: %v", enc, i, room, anywhere, inBuf)
+						}
 					}
 				}
 			}
@@ -59,4 +70,11 @@ func TestLoadBlobInPlace(t *testing.T) {
 			t.Errorf("damaged blob: %v, want a CorruptPackError", err)
 		}
 	}
+}
+
+// within reports whether b lies inside buf's memory.
+func within(buf, b []byte) bool {
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return p >= start && p+uintptr(len(b)) <= start+uintptr(len(buf))
 }

@@ -19,6 +19,7 @@ type Repo interface {
 	BlobID(data []byte) blob.ID
 	SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plain []byte) (known bool, err error)
 	LoadBlob(ctx context.Context, t blob.Type, id blob.ID, buf []byte) ([]byte, error)
+	LoadBlobIn(ctx context.Context, t blob.Type, id blob.ID, buf []byte) ([]byte, error)
 	TreeLoader
 	NewChunker(rd io.Reader) *chunker.Chunker
 	ResetChunker(c *chunker.Chunker, rd io.Reader)

@@ -31,7 +31,7 @@ type View struct {
 	repo   Repo
 	trees  *cache[blob.ID, *Tree]
 	order  walkOrder
-	chunks *cache[blob.ID, []byte]
+	chunks *cache[blob.ID, cachedChunk]
 	// fetch limits read-ahead: chunks being fetched ahead hold memory
 	// outside the cache until they land in it.
 	fetch chan struct{}
@@ -66,7 +66,7 @@ func NewView(repo Repo, o ViewOptions) *View {
 		// of fresh buffers, at 32 MiB 70-75 MB, with no higher peak).
 		bufs: chunkstore.NewBufferPool(int(o.BlobCache)),
 	}
-	v.chunks = newCache[blob.ID, []byte](o.BlobCache, v.bufs.Put)
+	v.chunks = newCache[blob.ID, cachedChunk](o.BlobCache, func(c cachedChunk) { v.bufs.Put(c.buf) })
 	return v
 }
 
@@ -137,22 +137,29 @@ func (v *View) startFetch(ctx context.Context, load func(context.Context)) bool 
 	return true
 }
 
+// cachedChunk is a chunk's plaintext and the pooled buffer it lies in,
+// not necessarily at its start (LoadBlobIn), which goes back to the pool
+// whole when the cache drops the chunk.
+type cachedChunk struct{ plain, buf []byte }
+
 // chunk returns the plaintext of one data chunk, checked against its size
 // in the file's content list, and the function to call once done with it.
 func (v *View) chunk(ctx context.Context, c Chunk) ([]byte, func(), error) {
 	v.lastRead.Store(time.Now().UnixNano())
 	v.trimmed.Store(false)
-	return v.chunks.acquire(ctx, c.ID, func(ctx context.Context) ([]byte, int64, error) {
+	cc, done, err := v.chunks.acquire(ctx, c.ID, func(ctx context.Context) (cachedChunk, int64, error) {
 		buf := v.bufs.Get(int(c.Size) + chunkstore.LoadSlack)
-		b, err := v.repo.LoadBlob(remote.WithSparseReads(ctx), blob.Data, c.ID, buf)
+		b, err := v.repo.LoadBlobIn(remote.WithSparseReads(ctx), blob.Data, c.ID, buf)
 		if err == nil && uint64(len(b)) != c.Size {
 			err = fmt.Errorf("blob %s has %d bytes, the file's content list says %d", c.ID.Short(), len(b), c.Size)
 		}
 		if err != nil {
 			v.bufs.Put(buf)
+			return cachedChunk{}, 0, err
 		}
-		return b, int64(len(b)), err
+		return cachedChunk{b, buf}, int64(len(b)), nil
 	})
+	return cc.plain, done, err
 }
 
 // prefetch starts loading c into the cache unless it is there or on its
