@@ -42,15 +42,14 @@ type mountFlags struct {
 // of, some 200 bytes an entry. Below the live data the collector runs
 // without pause (find over 100,000 entries took 3.5 times the CPU when the
 // limit was 112 MiB and each entry held 1 KiB).
+//
+// GOGC stays at Go's default. A mount held some 1 KiB of heap per entry
+// the kernel knew when it ran at 50; with a fifth of that now, the heap
+// after a walk of 100,000 entries is under 40 MB live, and at 50 the
+// collector ran 11 times in a cold find and du instead of 5, and the
+// heap it kept returning to the system faulted back in page by page
+// (a tenth of the mount's CPU samples): find and du 6-8% slower.
 const mountMemoryLimit = 192 << 20
-
-// mountGCPercent keeps the heap within half the live data rather than
-// letting it double: most of a mount's heap is live (the caches and the
-// inodes). At 25 the collector took some 40% of the mount's CPU in a find
-// over 100,000 entries (31 cycles); at 50, with the tree cache halved to
-// pay for it, 17 cycles. mount-compare.sh, quiet, a cat then find and du:
-// find 1.58 s, du 1.96 s, 122 MiB after find (at 25: 1.62 s, 2.21 s, 112).
-const mountGCPercent = 50
 
 // mountTreeCache is the bytes of decoded trees a mount keeps. The cache
 // only has to hold the trees read ahead of a walk until it gets to them
@@ -105,9 +104,6 @@ In the foreground it tells systemd when it is ready (Type=notify).`,
 func (a *app) runMount(ctx context.Context, dir string, fl mountFlags) error {
 	if a.getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(mountMemoryLimit)
-	}
-	if a.getenv("GOGC") == "" {
-		debug.SetGCPercent(mountGCPercent)
 	}
 	s, err := a.openRepo(ctx, openOptions{lock: sharedLock, purpose: "mount", readOnly: true})
 	if err != nil {
