@@ -19,7 +19,7 @@ import (
 // (an uncompressed blob is read and decoded there). A damaged one fails
 // as corrupt.
 func TestLoadBlobInPlace(t *testing.T) {
-	for _, enc := range []string{"", crypto.NoEncryption} {
+	for _, enc := range crypto.SealerNames() {
 		r, dir := TestRepository(t, InitOptions{Encryption: enc})
 		ctx := context.Background()
 		random := randomData(7, 300<<10)
