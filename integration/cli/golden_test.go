@@ -363,7 +363,10 @@ func makeGolden(t *testing.T) {
 
 	repo := filepath.Join(t.TempDir(), "repo")
 	env := hsEnv(password)
-	if r := hsWith(t, env, "init", "--repo", repo); r.code != 0 {
+	// v1 stands for the repositories of the versions before xaes-256-gcm
+	// became the default, which chunkstore/crypto's golden messages do not
+	// cover as a whole repository: a regenerated v1 must stay one of them.
+	if r := hsWith(t, env, "init", "--repo", repo, "--encryption", "xchacha20-poly1305"); r.code != 0 {
 		t.Fatal(r)
 	}
 	r := hsWith(t, env, "backup", "--repo", repo, "--host", "golden", "--tag", "golden", "--json", src)
