@@ -363,9 +363,8 @@ func makeGolden(t *testing.T) {
 
 	repo := filepath.Join(t.TempDir(), "repo")
 	env := hsEnv(password)
-	// v1 stands for the repositories of the versions before xaes-256-gcm
-	// became the default, which chunkstore/crypto's golden messages do not
-	// cover as a whole repository: a regenerated v1 must stay one of them.
+	// v1 is a repository as the versions before xaes-256-gcm became the
+	// default made them, and a regenerated v1 must stay one.
 	if r := hsWith(t, env, "init", "--repo", repo, "--encryption", "xchacha20-poly1305"); r.code != 0 {
 		t.Fatal(r)
 	}
