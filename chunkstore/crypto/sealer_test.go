@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -234,12 +233,15 @@ func FuzzSealOpen(f *testing.F) {
 // expands it), large ones the cipher's throughput.
 func BenchmarkSealers(b *testing.B) {
 	for _, s := range testEncryptingSealers(b) {
-		for _, size := range []int{4 << 10, 1 << 20} {
-			plain := bytes.Repeat([]byte{7}, size)
+		for _, size := range []struct {
+			name string
+			n    int
+		}{{"256B", 256}, {"4KiB", 4 << 10}, {"1MiB", 1 << 20}} {
+			plain := bytes.Repeat([]byte{7}, size.n)
 			sealed := s.Seal(nil, plain, []byte("ad"))
-			name := s.Name() + "/" + strconv.Itoa(size>>10) + "KiB"
+			name := s.Name() + "/" + size.name
 			b.Run(name+"/seal", func(b *testing.B) {
-				b.SetBytes(int64(size))
+				b.SetBytes(int64(size.n))
 				b.ReportAllocs()
 				dst := make([]byte, 0, len(sealed))
 				for b.Loop() {
@@ -247,9 +249,9 @@ func BenchmarkSealers(b *testing.B) {
 				}
 			})
 			b.Run(name+"/open", func(b *testing.B) {
-				b.SetBytes(int64(size))
+				b.SetBytes(int64(size.n))
 				b.ReportAllocs()
-				dst := make([]byte, 0, size)
+				dst := make([]byte, 0, size.n)
 				for b.Loop() {
 					if _, err := s.Open(dst, sealed, []byte("ad")); err != nil {
 						b.Fatal(err)
