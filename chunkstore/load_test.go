@@ -20,7 +20,7 @@ import (
 // LoadBlob, anywhere in it from LoadBlobIn. A damaged one fails as
 // corrupt.
 func TestLoadBlobInPlace(t *testing.T) {
-	for _, enc := range []string{"", crypto.NoEncryption} {
+	for _, enc := range crypto.SealerNames() {
 		r, dir := TestRepository(t, InitOptions{Encryption: enc})
 		ctx := context.Background()
 		random := randomData(7, 300<<10)

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/hindsight-backup/hindsight/chunkstore/blob"
+	"github.com/hindsight-backup/hindsight/chunkstore/crypto"
 	"github.com/hindsight-backup/hindsight/chunkstore/index"
 	"github.com/hindsight-backup/hindsight/remote"
 	"github.com/hindsight-backup/hindsight/remote/local"
@@ -71,7 +72,7 @@ func checkBlobs(t *testing.T, r *Repository, blobs map[blob.ID][]byte) {
 }
 
 func TestSaveLoadDedup(t *testing.T) {
-	for _, enc := range []string{"", "none"} {
+	for _, enc := range crypto.SealerNames() {
 		t.Run("encryption="+enc, func(t *testing.T) {
 			r, dir := TestRepository(t, InitOptions{Encryption: enc, PackSize: 1 << 20})
 			ctx := context.Background()

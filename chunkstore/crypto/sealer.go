@@ -19,10 +19,11 @@ var ErrAuth = errors.New("crypto: message authentication failed")
 // Sealer names of the registry. They are stored in the repository config, so
 // they never change.
 const (
+	XAES256GCM        = "xaes-256-gcm"
 	XChaCha20Poly1305 = "xchacha20-poly1305"
 	NoEncryption      = "none"
 
-	DefaultSealer = XChaCha20Poly1305
+	DefaultSealer = XAES256GCM
 )
 
 // Sealer is authenticated encryption with associated data. Implementations
@@ -46,11 +47,13 @@ type Sealer interface {
 }
 
 // SealerNames lists the registry names, default first.
-func SealerNames() []string { return []string{XChaCha20Poly1305, NoEncryption} }
+func SealerNames() []string { return []string{XAES256GCM, XChaCha20Poly1305, NoEncryption} }
 
 // NewSealer returns the registered sealer called name, keyed with k.Encrypt.
 func NewSealer(name string, k *Key) (Sealer, error) {
 	switch name {
+	case XAES256GCM:
+		return newXAES(k.Encrypt[:]), nil
 	case XChaCha20Poly1305:
 		return newXChaCha(k.Encrypt[:]), nil
 	case NoEncryption:
@@ -59,25 +62,30 @@ func NewSealer(name string, k *Key) (Sealer, error) {
 	return nil, fmt.Errorf("crypto: unknown sealer %q (known: %q)", name, SealerNames())
 }
 
-type xchacha struct{ aead cipher.AEAD }
+// nonceSealer seals with an AEAD of random nonces, stored in front of the
+// ciphertext: nonce | ciphertext | tag.
+type nonceSealer struct {
+	name string
+	aead cipher.AEAD
+}
 
-func newXChaCha(key []byte) xchacha {
+func newXChaCha(key []byte) nonceSealer {
 	aead, err := chacha20poly1305.NewX(key)
 	if err != nil {
 		// Only a wrong key length fails, and every caller passes KeySize.
 		panic(fmt.Errorf("crypto: NewX with a %d-byte key: %w", len(key), err))
 	}
-	return xchacha{aead}
+	return nonceSealer{XChaCha20Poly1305, aead}
 }
 
-func (xchacha) Name() string { return XChaCha20Poly1305 }
+func (s nonceSealer) Name() string { return s.name }
 
-func (xchacha) Overhead() int { return chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead }
+func (s nonceSealer) Overhead() int { return s.aead.NonceSize() + s.aead.Overhead() }
 
-func (xchacha) PayloadOffset() int { return chacha20poly1305.NonceSizeX }
+func (s nonceSealer) PayloadOffset() int { return s.aead.NonceSize() }
 
-func (s xchacha) Seal(dst, plaintext, ad []byte) []byte {
-	const nonceSize = chacha20poly1305.NonceSizeX
+func (s nonceSealer) Seal(dst, plaintext, ad []byte) []byte {
+	nonceSize := s.aead.NonceSize()
 	n := len(dst)
 	dst = slices.Grow(dst, s.Overhead()+len(plaintext))
 	out := dst[n : n+s.Overhead()+len(plaintext)]
@@ -93,8 +101,8 @@ func (s xchacha) Seal(dst, plaintext, ad []byte) []byte {
 	return dst[:n+len(out)]
 }
 
-func (s xchacha) Open(dst, sealed, ad []byte) ([]byte, error) {
-	const nonceSize = chacha20poly1305.NonceSizeX
+func (s nonceSealer) Open(dst, sealed, ad []byte) ([]byte, error) {
+	nonceSize := s.aead.NonceSize()
 	if len(sealed) < s.Overhead() {
 		return dst, fmt.Errorf("%w: %d bytes is shorter than nonce and tag", ErrAuth, len(sealed))
 	}
