@@ -19,7 +19,8 @@ type ViewOptions struct {
 	// free buffers waiting for content hold besides; default 32 MiB.
 	BlobCache int64
 	// Fetchers is how many chunks (or trees) are fetched ahead of readers
-	// at once, across all files; default 8.
+	// at once, across all files; default readAhead, one sequential
+	// reader's worth.
 	Fetchers int
 }
 
@@ -53,7 +54,7 @@ func NewView(repo Repo, o ViewOptions) *View {
 		o.BlobCache = 32 << 20
 	}
 	if o.Fetchers == 0 {
-		o.Fetchers = 8
+		o.Fetchers = readAhead
 	}
 	v := &View{
 		repo:  repo,
