@@ -80,39 +80,35 @@ var storedBuffers = NewBufferPool(8 << 20)
 
 func (r *Repository) loadAt(ctx context.Context, t blob.Type, id blob.ID, loc index.Location, buf []byte, atStart bool) ([]byte, error) {
 	b := index.BlobEntry{Type: t, ID: id, Location: loc}
-	rr, ok := r.be.(remote.RangeReader)
-	var stored []byte
+	var plain []byte
 	var err error
-	if ok && codec.Compression(loc.Compression) == codec.None && cap(buf) >= int(loc.Length)+remote.RangeSlack {
+	if rr, ok := r.be.(remote.RangeReader); ok && codec.Compression(loc.Compression) == codec.None && cap(buf) >= int(loc.Length)+remote.RangeSlack {
 		// Read into buf and decode there: no second buffer, whose
 		// allocations were half of what a cold read of a large file
-		// allocated, and the plaintext moves once within buf.
-		stored, err = rr.ReadRange(ctx, packName(loc.Pack), int64(loc.Offset), int64(loc.Length), buf)
-		if err == nil {
+		// allocated.
+		var stored []byte
+		if stored, err = readInto(ctx, rr, loc.Pack, int64(loc.Offset), int64(loc.Length), buf); err == nil {
 			k := r.codec.PayloadOffset()
-			var plain []byte
-			if plain, err = r.decodeAt(b, stored, stored[k:k]); err == nil && atStart {
-				return buf[:copy(buf[:len(plain)], plain)], nil
-			}
-			if err == nil {
-				return plain, nil
-			}
+			plain, err = r.decodeAt(b, stored, stored[k:k])
+		}
+		if err == nil && atStart {
+			plain = buf[:copy(buf[:len(plain)], plain)]
 		}
 	} else {
+		var stored []byte
 		var release func()
-		stored, release, err = r.readRange(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length))
-		if err == nil {
-			defer release()
-			return r.decodeAt(b, stored, buf)
+		if stored, release, err = r.readRange(ctx, loc.Pack, int64(loc.Offset), int64(loc.Length)); err == nil {
+			plain, err = r.decodeAt(b, stored, buf)
+			release()
 		}
 	}
 	if remote.IsNotExist(err) {
 		return nil, &BlobMissingError{Type: t, ID: id, Pack: loc.Pack}
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = shortRead(loc.Pack, int64(loc.Offset), int64(loc.Length), err)
+	if err != nil {
+		return nil, err
 	}
-	return nil, err
+	return plain, nil
 }
 
 // LoadSlack is the room beyond a data blob's size that LoadBlob's buffer
@@ -138,10 +134,7 @@ func (r *Repository) readRange(ctx context.Context, packID blob.ID, off, n int64
 	var buf []byte
 	if rr, ok := r.be.(remote.RangeReader); ok {
 		buf = storedBuffers.Get(int(n) + remote.RangeSlack)
-		b, err = rr.ReadRange(ctx, packName(packID), off, n, buf)
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = shortRead(packID, off, n, err)
-		}
+		b, err = readInto(ctx, rr, packID, off, n, buf)
 	} else {
 		buf = storedBuffers.Get(int(n))
 		b, err = buf[:n], r.loadFull(ctx, packID, off, buf[:n])
@@ -151,6 +144,16 @@ func (r *Repository) readRange(ctx context.Context, packID blob.ID, off, n int64
 		return nil, nil, err
 	}
 	return b, func() { storedBuffers.Put(buf) }, nil
+}
+
+// readInto reads n bytes of a pack with rr into buf's memory (see
+// remote.RangeReader); a range the pack does not hold makes it corrupt.
+func readInto(ctx context.Context, rr remote.RangeReader, packID blob.ID, off, n int64, buf []byte) ([]byte, error) {
+	b, err := rr.ReadRange(ctx, packName(packID), off, n, buf)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = shortRead(packID, off, n, err)
+	}
+	return b, err
 }
 
 // loadFull fills b from a pack at off with a Load.
