@@ -3,15 +3,18 @@ package crash
 import (
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/hindsight-backup/hindsight/chunkstore"
 	"github.com/hindsight-backup/hindsight/integration/hsrun"
 )
 
-// pruneStepDelay makes prune pause at each of its steps
-// (cmd/hindsight/prune.go), so that the kills spread over all of them.
-const pruneStepDelay = "HINDSIGHT_TEST_PRUNE_STEP_DELAY=20ms"
+// stepDelay is how long prune pauses at each of its steps
+// (HINDSIGHT_TEST_PRUNE_STEP_DELAY, cmd/hindsight/prune.go), so that the
+// kills spread over all of them.
+const stepDelay = 20 * time.Millisecond
 
 // pruneJSON is the part of "prune --json" the harness judges.
 type pruneJSON struct {
@@ -39,7 +42,8 @@ func crashPrune(h *harness) {
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
 	initRepo(t, repo)
-	h.hs = hsrun.New(t, hsBin, "HINDSIGHT_PASSWORD="+chunkstore.TestPassword, "HINDSIGHT_REPOSITORY="+repo, pruneStepDelay)
+	h.hs = hsrun.New(t, hsBin, "HINDSIGHT_PASSWORD="+chunkstore.TestPassword, "HINDSIGHT_REPOSITORY="+repo,
+		"HINDSIGHT_TEST_PRUNE_STEP_DELAY="+stepDelay.String())
 	tr := newTree(t, filepath.Join(dir, "src"), h.rng)
 	backup := func() {
 		saw := h.keep(tr)
@@ -53,14 +57,23 @@ func crashPrune(h *harness) {
 	const stepLogged = "msg=prune step="
 	backup()
 	h.forget()
-	_, span := h.complete(stepLogged, args...)
+	r, span := h.complete(stepLogged, args...)
 	steps := map[string]int{} // kills per step of prune's
 	for h.more() {
 		backup()
 		h.forget()
 		before := packs(t, repo)
+		// Every other kill is drawn from the whole run, where the steps
+		// repeated per pack (drop, remove) take most of the time; the
+		// others land, in turn, within the pause of one step the last
+		// complete run went through, so that the one-off steps are hit
+		// too, however the draws fall.
+		ready, within := stepLogged, span
+		if seen := stepsOf(r.Stderr); h.st.rounds%2 == 0 && len(seen) > 0 {
+			ready, within = stepLogged+seen[h.st.rounds/2%len(seen)]+"\n", stepDelay/2
+		}
 		p := h.hs.Start(t, args...)
-		if !h.kill(p, stepLogged, span, nil) {
+		if !h.kill(p, ready, within, nil) {
 			h.ended(p)
 			continue
 		}
@@ -70,8 +83,7 @@ func crashPrune(h *harness) {
 		unindexed := h.check("--read-data")
 		h.restore(h.snapshots())
 
-		r, took := h.complete(stepLogged, args...)
-		span = took
+		r, span = h.complete(stepLogged, args...)
 		if w := parsePrune(h, r).Waiting; w != 0 {
 			t.Fatalf("the rerun of a killed prune waits for %d packs, with nothing else running: %s", w, r)
 		}
@@ -105,10 +117,31 @@ func crashPrune(h *harness) {
 // lastStep is the step a prune run with --verbose logged last ("open"
 // before the first).
 func lastStep(stderr string) string {
-	i := strings.LastIndex(stderr, "msg=prune step=")
-	if i < 0 {
-		return "open"
+	if s := stepLines(stderr); len(s) > 0 {
+		return s[len(s)-1]
 	}
-	step, _, _ := strings.Cut(stderr[i+len("msg=prune step="):], "\n")
-	return step
+	return "open"
+}
+
+// stepsOf lists the steps a prune run with --verbose logged, each once,
+// in the order they first showed.
+func stepsOf(stderr string) []string {
+	var steps []string
+	for _, s := range stepLines(stderr) {
+		if !slices.Contains(steps, s) {
+			steps = append(steps, s)
+		}
+	}
+	return steps
+}
+
+// stepLines lists the steps logged, in order, repeats included.
+func stepLines(stderr string) []string {
+	var steps []string
+	for line := range strings.Lines(stderr) {
+		if _, step, ok := strings.Cut(line, "msg=prune step="); ok {
+			steps = append(steps, strings.TrimSuffix(step, "\n"))
+		}
+	}
+	return steps
 }
