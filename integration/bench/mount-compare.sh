@@ -99,12 +99,18 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- tools ----------------------------------------------------------------
-# borg comes from Debian, with pyfuse3 for borg mount. Debian's borg runs
-# under /usr/bin/python3, which is where the module must be.
+# fusermount3 and borg come from Debian, borg with pyfuse3 for borg mount.
+# Debian's borg runs under /usr/bin/python3, which is where the module
+# must be.
+debs=()
+command -v fusermount3 >/dev/null || debs+=(fuse3)
 if has borg && ! { command -v borg && /usr/bin/python3 -c 'import pyfuse3'; } >/dev/null 2>&1; then
-  say "installing Debian packages: borgbackup python3-pyfuse3"
+  debs+=(borgbackup python3-pyfuse3)
+fi
+if [ ${#debs[@]} -gt 0 ]; then
+  say "installing Debian packages: ${debs[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq borgbackup python3-pyfuse3 >>"$LOG"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >>"$LOG"
 fi
 peers=()
 for t in restic kopia; do if has $t; then peers+=($t); fi; done
