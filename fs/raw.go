@@ -38,6 +38,47 @@ type rawFS struct {
 	slotOf  map[uint64]uint32
 	handles map[uint64]File // open files
 	nextFh  uint64
+	// statters are the callers (by the thread ID a request names) that
+	// looked up a file of a snapshot's tree; see leanEntry.
+	statters map[uint32]struct{}
+}
+
+// A READDIRPLUS entry costs the kernel an inode, whether or not the
+// caller wants more than the name: find | wc -l on the 100k-file benchmark
+// spent most of its time making inodes it never used (0.645 s, 0.390 s
+// with files listed bare, medians of 5). A bare entry has a zero node ID:
+// the kernel keeps its name and type and looks the file up if asked. A
+// caller that stats what it lists (du, ls -l, rsync, cp) then pays a
+// LOOKUP round trip per file, ten times the inode (du took 7 s instead
+// of 1.2). So files go bare only to callers that have not looked a file
+// up yet, and only from directories of at most leanMaxList entries: a
+// stat-ing caller pays for one such directory, then gets full entries
+// (du: 0.752 s before, 0.751 s after).
+const (
+	leanMaxList = 256
+	maxStatters = 1024 // then the set starts over: a wrong guess costs time only
+)
+
+// leanEntry reports whether the kernel gets e bare: a file, listed to a
+// caller that has not looked a file up, from a directory of n entries. The
+// caller holds mu.
+func (r *rawFS) leanEntry(e *Entry, n int, pid uint32) bool {
+	if n > leanMaxList || e.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return false
+	}
+	_, statter := r.statters[pid]
+	return !statter
+}
+
+// sawStat notes that caller pid looked up e; the caller holds mu.
+func (r *rawFS) sawStat(e *Entry, pid uint32) {
+	if e.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return
+	}
+	if len(r.statters) >= maxStatters {
+		clear(r.statters)
+	}
+	r.statters[pid] = struct{}{}
 }
 
 // treeBit marks the node IDs of entries in loaded listings; the catalog's
@@ -94,6 +135,7 @@ func newRawFS(m *mount) *rawFS {
 		nextID:        rootIno + 1,
 		slotOf:        make(map[uint64]uint32),
 		handles:       make(map[uint64]File),
+		statters:      make(map[uint32]struct{}),
 	}
 	return r
 }
@@ -333,7 +375,7 @@ func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, ou
 		return st
 	}
 	if !l.made() {
-		return r.lookupTree(ctx, h.NodeId, name, out)
+		return r.lookupTree(ctx, h.NodeId, name, h.Pid, out)
 	}
 	switch l.node.kind {
 	case kindRoot:
@@ -359,7 +401,7 @@ func (r *rawFS) withListing(ctx context.Context, dir uint64, f func(si uint32, s
 	return f(si, r.slots[si])
 }
 
-func (r *rawFS) lookupTree(ctx context.Context, dir uint64, name string, out *fuse.EntryOut) fuse.Status {
+func (r *rawFS) lookupTree(ctx context.Context, dir uint64, name string, pid uint32, out *fuse.EntryOut) fuse.Status {
 	return r.withListing(ctx, dir, func(si uint32, s *dirSlot) fuse.Status {
 		i, found := slices.BinarySearchFunc(s.list, name, func(e Entry, name string) int { return strings.Compare(e.Name, name) })
 		if !found {
@@ -368,6 +410,7 @@ func (r *rawFS) lookupTree(ctx context.Context, dir uint64, name string, out *fu
 		e := &s.list[i]
 		fillEntry(out, treeID(si, i), entryIno(s.snap, s.ino, e), e, immutableTimeout)
 		s.refs++
+		r.sawStat(e, pid)
 		return fuse.OK
 	})
 }
@@ -399,8 +442,8 @@ func (r *rawFS) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.D
 
 // readDir lists from in.Offset, the index of the entry to list next. With
 // plus, each entry of a snapshot's tree comes with its lookup, counted on
-// the slot; the catalog's come without (a zero node ID), and the kernel
-// looks them up if it needs them.
+// the slot, unless leanEntry lists it bare; the catalog's come bare (a
+// zero node ID), and the kernel looks them up if it needs them.
 func (r *rawFS) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
 	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
 	l, st := r.lookupLoc(in.NodeId)
@@ -435,6 +478,9 @@ func (r *rawFS) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEn
 			eo := out.AddDirLookupEntry(de)
 			if eo == nil {
 				break
+			}
+			if r.leanEntry(e, len(s.list), in.Pid) {
+				continue
 			}
 			fillEntry(eo, treeID(si, i), ino, e, immutableTimeout)
 			s.refs++

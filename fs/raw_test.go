@@ -85,12 +85,20 @@ type plusEntry struct {
 	size, inode uint64
 }
 
+// statter is the caller the tests read directories as when they want
+// every entry in full, as a caller that stats what it lists gets them.
+const statter = 7
+
 // readDirPlus reads directory dir from off with a buffer of size bytes,
-// as the kernel does, and decodes the answer.
-func readDirPlus(t *testing.T, r *rawFS, dir, off uint64, size int) []plusEntry {
+// as the kernel does for caller pid, and decodes the answer.
+func readDirPlus(t *testing.T, r *rawFS, pid uint32, dir, off uint64, size int) []plusEntry {
 	t.Helper()
+	if pid == statter {
+		r.statters[statter] = struct{}{}
+	}
+	in := &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: dir, Caller: fuse.Caller{Pid: pid}}, Offset: off}
 	out := fuse.NewDirEntryList(make([]byte, size), off)
-	if st := r.ReadDirPlus(nil, &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: dir}, Offset: off}, out); st != fuse.OK {
+	if st := r.ReadDirPlus(nil, in, out); st != fuse.OK {
 		t.Fatalf("readdirplus: %v", st)
 	}
 	var list []plusEntry
@@ -112,7 +120,7 @@ func TestReadDirPlusResumes(t *testing.T) {
 	r, _, snap := newTreeFS(t, 40)
 	var all []plusEntry
 	for off := uint64(0); ; {
-		part := readDirPlus(t, r, snap, off, 1024)
+		part := readDirPlus(t, r, statter, snap, off, 1024)
 		if len(part) == 0 {
 			break
 		}
@@ -134,13 +142,46 @@ func TestReadDirPlusResumes(t *testing.T) {
 	}
 }
 
+// TestReadDirPlusLean lists files bare (node ID 0, so the kernel makes no
+// inode) to a caller that has not looked a file up, directories always in
+// full, and everything in full once the caller looked a file up, or from a
+// directory too large to risk a lookup per entry.
+func TestReadDirPlusLean(t *testing.T) {
+	r, _, snap := newTreeFS(t, 3)
+	const walker, du = 11, 12
+	for _, e := range readDirPlus(t, r, walker, snap, 0, 4096) {
+		if full := e.node != 0; full != (e.name == "d") {
+			t.Errorf("to a walker, %s has node %x: want a node for the directory only", e.name, e.node)
+		}
+	}
+	if si := r.slotOf[snap]; r.slots[si].refs != 1 {
+		t.Errorf("the listing counts %d references after one entry went in full, want 1", r.slots[si].refs)
+	}
+	d := lookup(t, r, snap, "d")
+	in := &fuse.InHeader{NodeId: d, Caller: fuse.Caller{Pid: du}}
+	if st := r.Lookup(nil, in, "x", &fuse.EntryOut{}); st != fuse.OK {
+		t.Fatalf("lookup x: %v", st)
+	}
+	for _, e := range readDirPlus(t, r, du, snap, 0, 4096) {
+		if e.node == 0 {
+			t.Errorf("after looking a file up, a caller got %s bare", e.name)
+		}
+	}
+	big, _, bigSnap := newTreeFS(t, leanMaxList)
+	for _, e := range readDirPlus(t, big, walker, bigSnap, 0, 1<<20) {
+		if e.node == 0 {
+			t.Fatalf("from a directory of %d entries, %s went bare", leanMaxList+1, e.name)
+		}
+	}
+}
+
 // TestForgetDropsListing counts the kernel's references on the listing
 // its entries live in: it stays while any entry is held and goes with the
 // last FORGET, and a lookup then loads it again.
 func TestForgetDropsListing(t *testing.T) {
 	r, repo, snap := newTreeFS(t, 3)
-	list := readDirPlus(t, r, snap, 0, 4096)
-	again := readDirPlus(t, r, snap, 0, 4096) // a second listing counts again
+	list := readDirPlus(t, r, statter, snap, 0, 4096)
+	again := readDirPlus(t, r, statter, snap, 0, 4096) // a second listing counts again
 	if len(list) != 4 || len(again) != 4 || repo.lists != 1 {
 		t.Fatalf("two listings gave %d and %d entries from %d List calls; want 4, 4, 1", len(list), len(again), repo.lists)
 	}
