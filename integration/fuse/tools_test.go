@@ -33,6 +33,15 @@ func TestToolsSeeTheSource(t *testing.T) {
 		for _, p := range setDiff(got, want) {
 			t.Errorf("only in the mount: %q", p)
 		}
+		// find -type reads the type the listing gives (d_type), without
+		// a stat, from entries listed bare to a caller that stats nothing.
+		for _, typ := range []string{"f", "d", "l", "p", "c"} {
+			want, got := findPaths(t, src, "-type", typ), findPaths(t, snap, "-type", typ)
+			if want[0] == "" || len(setDiff(want, got))+len(setDiff(got, want)) != 0 {
+				t.Errorf("find -type %s: only in the source %q, only in the mount %q (%d in the source)",
+					typ, setDiff(want, got), setDiff(got, want), len(want))
+			}
+		}
 	})
 
 	links := m.WithTag(testtree.TagHardlink)
