@@ -39,7 +39,7 @@ type rawFS struct {
 	handles map[uint64]File // open files
 	nextFh  uint64
 	// statters are the callers (by the thread ID a request names) that
-	// looked up a file of a snapshot's tree; see leanEntry.
+	// looked up a file of a snapshot's tree; see bareFiles.
 	statters map[uint32]struct{}
 }
 
@@ -59,15 +59,11 @@ const (
 	maxStatters = 1024 // then the set starts over: a wrong guess costs time only
 )
 
-// leanEntry reports whether the kernel gets e bare: a file, listed to a
-// caller that has not looked a file up, from a directory of n entries. The
-// caller holds mu.
-func (r *rawFS) leanEntry(e *Entry, n int, pid uint32) bool {
-	if n > leanMaxList || e.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-		return false
-	}
+// bareFiles reports whether the files of a directory of n entries go
+// bare to caller pid: it has not looked a file up. The caller holds mu.
+func (r *rawFS) bareFiles(n int, pid uint32) bool {
 	_, statter := r.statters[pid]
-	return !statter
+	return n <= leanMaxList && !statter
 }
 
 // sawStat notes that caller pid looked up e; the caller holds mu.
@@ -442,7 +438,7 @@ func (r *rawFS) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.D
 
 // readDir lists from in.Offset, the index of the entry to list next. With
 // plus, each entry of a snapshot's tree comes with its lookup, counted on
-// the slot, unless leanEntry lists it bare; the catalog's come bare (a
+// the slot, unless bareFiles lists it bare; the catalog's come bare (a
 // zero node ID), and the kernel looks them up if it needs them.
 func (r *rawFS) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
 	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
@@ -465,6 +461,7 @@ func (r *rawFS) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEn
 		return fuse.OK
 	}
 	return r.withListing(ctx, in.NodeId, func(si uint32, s *dirSlot) fuse.Status {
+		bare := plus && r.bareFiles(len(s.list), in.Pid)
 		for i := int(min(in.Offset, uint64(len(s.list)))); i < len(s.list); i++ {
 			e := &s.list[i]
 			ino := entryIno(s.snap, s.ino, e)
@@ -479,7 +476,7 @@ func (r *rawFS) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEn
 			if eo == nil {
 				break
 			}
-			if r.leanEntry(e, len(s.list), in.Pid) {
+			if bare && e.Mode&syscall.S_IFMT != syscall.S_IFDIR {
 				continue
 			}
 			fillEntry(eo, treeID(si, i), ino, e, immutableTimeout)
