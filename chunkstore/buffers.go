@@ -18,6 +18,7 @@ type BufferPool struct {
 	free      [numClasses][][]byte
 	freeBytes int
 	maxFree   int
+	arena     *hugeArena // nil: every buffer comes from the heap
 }
 
 // Classes step by a quarter of a power of two (4, 5, 6, 7, 8, 10, 12, 14,
@@ -56,6 +57,15 @@ func NewBufferPool(maxFree int) *BufferPool {
 	return &BufferPool{maxFree: maxFree}
 }
 
+// NewHugePageBufferPool is NewBufferPool for buffers that reads past the
+// page cache fill (a mount's chunks): its buffers of 512 KiB and more come
+// first from arena bytes of memory backed by huge pages (see hugeArena),
+// which they go back to when put. Drop returns that memory to the kernel
+// once every buffer of it is back.
+func NewHugePageBufferPool(maxFree, arena int) *BufferPool {
+	return &BufferPool{maxFree: maxFree, arena: newHugeArena(arena)}
+}
+
 // Get returns an empty buffer with capacity at least n: the smallest free
 // one that fits, or a new one of n's class.
 func (p *BufferPool) Get(n int) []byte {
@@ -64,6 +74,12 @@ func (p *BufferPool) Get(n int) []byte {
 		return make([]byte, 0, n)
 	}
 	p.mu.Lock()
+	if p.arena != nil {
+		if b := p.arena.get(c); b != nil {
+			p.mu.Unlock()
+			return b
+		}
+	}
 	for k := c; k < numClasses; k++ {
 		if l := len(p.free[k]); l > 0 {
 			b := p.free[k][l-1]
@@ -90,6 +106,10 @@ func (p *BufferPool) Put(b []byte) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.arena != nil && p.arena.owns(b) {
+		p.arena.put(c, b)
+		return
+	}
 	// Make room by dropping smaller buffers, which are cheaper to make
 	// again: a pool clogged with small files' buffers would otherwise
 	// turn away every large chunk's.
@@ -114,4 +134,7 @@ func (p *BufferPool) Drop() {
 	defer p.mu.Unlock()
 	clear(p.free[:])
 	p.freeBytes = 0
+	if p.arena != nil {
+		p.arena.reset()
+	}
 }

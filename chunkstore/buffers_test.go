@@ -1,6 +1,12 @@
 package chunkstore
 
-import "testing"
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"unsafe"
+)
 
 func TestBufferClasses(t *testing.T) {
 	for _, tc := range []struct{ n, want int }{
@@ -64,4 +70,75 @@ func TestBufferPoolBoundAndReuse(t *testing.T) {
 	if b := p.Get(1 << 20); cap(b) < 1<<20 {
 		t.Errorf("Get(1 MiB) returned %d bytes", cap(b))
 	}
+}
+
+func TestHugePageBufferPool(t *testing.T) {
+	p := NewHugePageBufferPool(8<<20, 4<<20)
+	var arena [][]byte
+	for range 4 {
+		b := p.Get(1 << 20)
+		if !p.arena.owns(b) {
+			t.Fatalf("buffer %d of 1 MiB is not from the 4 MiB arena", len(arena))
+		}
+		arena = append(arena, b)
+	}
+	if !strings.Contains(vmFlags(t, arena[0]), " hg") {
+		t.Errorf("the arena is not advised for huge pages (VmFlags %q)", vmFlags(t, arena[0]))
+	}
+	if b := p.Get(1 << 20); p.arena.owns(b) || cap(b) != 1<<20 {
+		t.Errorf("a full arena handed out another buffer (or the heap one has %d bytes)", cap(b))
+	}
+	if b := p.Get(64 << 10); p.arena.owns(b) {
+		t.Errorf("a 64 KiB buffer came from the arena")
+	}
+
+	// Buffers go back to the arena and are handed out again.
+	arena[3] = append(arena[3], 42)
+	p.Put(arena[3])
+	if b := p.Get(1 << 20); &b[:1][0] != &arena[3][0] {
+		t.Errorf("the arena buffer put back was not reused")
+	}
+	// Drop keeps the arena while buffers are out, and gives its memory
+	// back once all are in: it reads as zeros then.
+	p.Drop()
+	if p.arena.next == 0 {
+		t.Fatalf("Drop reset the arena with buffers out")
+	}
+	for _, b := range arena {
+		p.Put(b)
+	}
+	p.Drop()
+	if p.arena.next != 0 {
+		t.Fatalf("Drop kept the arena with every buffer in")
+	}
+	var b []byte
+	for range 4 {
+		b = p.Get(1 << 20)
+	}
+	if &b[:1][0] != &arena[3][0] || b[:1][0] != 0 {
+		t.Errorf("after Drop the arena's memory still holds %d", b[:1][0])
+	}
+}
+
+// vmFlags returns the VmFlags line of /proc/self/smaps for the mapping
+// holding b.
+func vmFlags(t *testing.T, b []byte) string {
+	t.Helper()
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := uint64(uintptr(unsafe.Pointer(&b[:1][0])))
+	in := false
+	for _, line := range strings.Split(string(smaps), "\n") {
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(line, "%x-%x ", &lo, &hi); err == nil {
+			in = lo <= p && p < hi
+		}
+		if in && strings.HasPrefix(line, "VmFlags:") {
+			return strings.TrimPrefix(line, "VmFlags:")
+		}
+	}
+	t.Fatalf("no mapping in /proc/self/smaps holds %#x", p)
+	return ""
 }
