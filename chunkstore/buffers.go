@@ -59,11 +59,11 @@ func NewBufferPool(maxFree int) *BufferPool {
 
 // NewHugePageBufferPool is NewBufferPool for buffers that reads past the
 // page cache fill (a mount's chunks): its buffers of 512 KiB and more come
-// first from arena bytes of memory backed by huge pages (see hugeArena),
-// which they go back to when put. Drop returns that memory to the kernel
-// once every buffer of it is back.
-func NewHugePageBufferPool(maxFree, arena int) *BufferPool {
-	return &BufferPool{maxFree: maxFree, arena: newHugeArena(arena)}
+// first from the process's 64 MiB of memory backed by huge pages (see
+// hugeArena), which they go back to when put. Drop returns that memory to
+// the kernel once every buffer of it is back.
+func NewHugePageBufferPool(maxFree int) *BufferPool {
+	return &BufferPool{maxFree: maxFree, arena: sharedArena}
 }
 
 // Get returns an empty buffer with capacity at least n: the smallest free
@@ -73,13 +73,12 @@ func (p *BufferPool) Get(n int) []byte {
 	if c < 0 {
 		return make([]byte, 0, n)
 	}
-	p.mu.Lock()
 	if p.arena != nil {
 		if b := p.arena.get(c); b != nil {
-			p.mu.Unlock()
 			return b
 		}
 	}
+	p.mu.Lock()
 	for k := c; k < numClasses; k++ {
 		if l := len(p.free[k]); l > 0 {
 			b := p.free[k][l-1]
@@ -104,12 +103,12 @@ func (p *BufferPool) Put(b []byte) {
 	if classSize(c) > cap(b) {
 		c--
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.arena != nil && p.arena.owns(b) {
 		p.arena.put(c, b)
 		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	// Make room by dropping smaller buffers, which are cheaper to make
 	// again: a pool clogged with small files' buffers would otherwise
 	// turn away every large chunk's.
@@ -131,9 +130,9 @@ func (p *BufferPool) Put(b []byte) {
 // Drop lets go of every free buffer, for a process about to sit idle.
 func (p *BufferPool) Drop() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	clear(p.free[:])
 	p.freeBytes = 0
+	p.mu.Unlock()
 	if p.arena != nil {
 		p.arena.reset()
 	}

@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -27,19 +28,24 @@ const hugePage = 2 << 20
 // classes.
 var arenaMinClass = classOf(512 << 10)
 
-// hugeArena hands out buffers of the pool's classes from one mapping. The
-// pool's mutex guards it.
+// hugeArena hands out buffers of the pool classes from one mapping.
 type hugeArena struct {
+	mu   sync.Mutex
 	size int
 	mem  []byte // mapped on first use; nil until then or if mapping failed
 	next int    // mem[next:] was never handed out
 	free [numClasses][][]byte
 	out  int // buffers handed out and not given back
+	// idle: reset was asked for while buffers were out; the last one
+	// back does it.
+	idle bool
 }
 
-func newHugeArena(size int) *hugeArena {
-	return &hugeArena{size: (size + hugePage - 1) &^ (hugePage - 1)}
-}
+// sharedArena serves every pool made by NewHugePageBufferPool: one mapping
+// per process, however many views come and go. 64 MiB holds what a view's
+// default 32 MiB content cache and its read-ahead have out at once
+// (buffers are up to a quarter larger than their chunks).
+var sharedArena = &hugeArena{size: 64 << 20}
 
 // get returns a buffer of class c or larger, or nil when the arena has
 // none left (or no memory at all).
@@ -47,30 +53,47 @@ func (a *hugeArena) get(c int) []byte {
 	if c < arenaMinClass {
 		return nil
 	}
-	for k := c; k < numClasses; k++ {
-		if l := len(a.free[k]); l > 0 {
-			b := a.free[k][l-1]
-			a.free[k][l-1] = nil
-			a.free[k] = a.free[k][:l-1]
-			a.out++
-			return b
-		}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.idle = false
+	// A free buffer of the class, else new memory, else a larger free
+	// one: large buffers stay for large chunks while there is room.
+	if b := a.pop(c); b != nil {
+		return b
 	}
 	if a.mem == nil && !a.mapMemory() {
 		return nil
 	}
-	n := classSize(c)
-	if a.next+n > len(a.mem) {
+	if n := classSize(c); a.next+n <= len(a.mem) {
+		b := a.mem[a.next : a.next : a.next+n]
+		a.next += n
+		a.out++
+		return b
+	}
+	for k := c + 1; k < numClasses; k++ {
+		if b := a.pop(k); b != nil {
+			return b
+		}
+	}
+	return nil
+}
+
+// pop takes a free buffer of class k; the caller holds mu.
+func (a *hugeArena) pop(k int) []byte {
+	l := len(a.free[k])
+	if l == 0 {
 		return nil
 	}
-	b := a.mem[a.next : a.next : a.next+n]
-	a.next += n
+	b := a.free[k][l-1]
+	a.free[k][l-1] = nil
+	a.free[k] = a.free[k][:l-1]
 	a.out++
 	return b
 }
 
 // mapMemory maps the arena, aligned to a huge page so that every whole
-// huge page of it can be one, and reports whether it could.
+// huge page of it can be one, and reports whether it could; the caller
+// holds mu.
 func (a *hugeArena) mapMemory() bool {
 	if a.size == 0 {
 		return false
@@ -88,26 +111,49 @@ func (a *hugeArena) mapMemory() bool {
 	return true
 }
 
-// owns reports whether b was cut from the arena.
+// owns reports whether b was cut from the arena. mem never changes once
+// mapped, and a buffer of it exists only after the mapping.
 func (a *hugeArena) owns(b []byte) bool {
-	if a.mem == nil || cap(b) == 0 {
+	a.mu.Lock()
+	mem := a.mem
+	a.mu.Unlock()
+	if mem == nil || cap(b) == 0 {
 		return false
 	}
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(b[:1])))
-	base := uintptr(unsafe.Pointer(&a.mem[0]))
-	return p >= base && p < base+uintptr(len(a.mem))
+	base := uintptr(unsafe.Pointer(&mem[0]))
+	return p >= base && p < base+uintptr(len(mem))
 }
 
 // put takes back a buffer of class c that get handed out.
 func (a *hugeArena) put(c int, b []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.free[c] = append(a.free[c], b[:0])
 	a.out--
+	if a.out == 0 && a.idle {
+		a.release()
+	}
 }
 
-// reset gives the arena's memory back to the kernel when no buffer of it
-// is out: an idle mount then holds none of it.
+// reset gives the arena's memory back to the kernel, at once if no buffer
+// of it is out, else when the last one comes back (unless buffers are
+// handed out again first): an idle mount then holds none of it.
 func (a *hugeArena) reset() {
-	if a.mem == nil || a.out != 0 || a.next == 0 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.out == 0 {
+		a.release()
+	} else {
+		a.idle = true
+	}
+}
+
+// release discards the arena's memory; the caller holds mu and no buffer
+// is out.
+func (a *hugeArena) release() {
+	a.idle = false
+	if a.next == 0 {
 		return
 	}
 	_ = unix.Madvise(a.mem, unix.MADV_DONTNEED)

@@ -65,10 +65,7 @@ func NewView(repo Repo, o ViewOptions) *View {
 		// cache evicts as many: a pool as large as the cache keeps them
 		// circulating (at 8 MiB a cold 512 MiB cat allocated 220-310 MB
 		// of fresh buffers, at 32 MiB 70-75 MB, with no higher peak).
-		// Twice the cache in huge pages holds what the cache and
-		// read-ahead have out at once (buffers are up to a quarter
-		// larger than their chunks); more comes from the heap.
-		bufs: chunkstore.NewHugePageBufferPool(int(o.BlobCache), 2*int(o.BlobCache)),
+		bufs: chunkstore.NewHugePageBufferPool(int(o.BlobCache)),
 	}
 	v.chunks = newCache[blob.ID, cachedChunk](o.BlobCache, func(c cachedChunk) { v.bufs.Put(c.buf) })
 	return v
