@@ -9,11 +9,12 @@ import (
 
 // A mount's chunk buffers come from memory backed by huge pages (2 MiB,
 // transparent huge pages in madvise mode). A cold read of a large file
-// through the mount then went from 540-630 to 750-970 MB/s on the test
-// machine, and its CPU fell by a seventh: a read past the page cache into
-// 4 KiB pages of Go's heap scatters over more pages than one disk request
-// may hold (254 on virtio) and goes out as two, the host maps each page on
-// its own, and the kernel pins every page again for the reply to FUSE.
+// through the mount then went from 560-770 to 700-920 MB/s on the test
+// machine (alternated), and its CPU fell by a seventh: a read past the page
+// cache into 4 KiB pages of Go's heap scatters over more pages than one
+// disk request may hold (254 on virtio) and goes out as two, the host maps
+// each page on its own, and the kernel pins every page again for the reply
+// to FUSE.
 //
 // Go's heap cannot be asked for huge pages, so the buffers are cut from
 // one mapping of our own. It is never unmapped: a buffer stays valid memory
