@@ -12,6 +12,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"syscall"
 	"time"
 )
 
@@ -53,6 +54,9 @@ type Entry struct {
 	Link uint64
 	Ref  any // the Repository's handle, passed back to List, Lookup and Open
 }
+
+// IsDir reports whether e is a directory.
+func (e *Entry) IsDir() bool { return e.Mode&syscall.S_IFMT == syscall.S_IFDIR }
 
 // Xattr is one extended attribute, POSIX ACLs included.
 type Xattr struct {

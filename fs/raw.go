@@ -68,7 +68,7 @@ func (r *rawFS) bareFiles(n int, pid uint32) bool {
 
 // sawStat notes that caller pid looked up e; the caller holds mu.
 func (r *rawFS) sawStat(e *Entry, pid uint32) {
-	if e.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+	if e.IsDir() {
 		return
 	}
 	if len(r.statters) >= maxStatters {
@@ -311,7 +311,7 @@ func (r *rawFS) acquire(ctx context.Context, id uint64) (uint32, syscall.Errno) 
 	snap, ino := l.snapIno()
 	path := l.path()
 	r.mu.Unlock()
-	if dir.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+	if !dir.IsDir() {
 		return 0, syscall.ENOTDIR
 	}
 	var buf []Entry
@@ -476,7 +476,7 @@ func (r *rawFS) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEn
 			if eo == nil {
 				break
 			}
-			if bare && e.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+			if bare && !e.IsDir() {
 				continue
 			}
 			fillEntry(eo, treeID(si, i), ino, e, immutableTimeout)

@@ -225,6 +225,8 @@ stop_mount() {
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$RAW"; }
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
+# mbps BYTES SECS: the rate in MB/s.
+mbps() { awk -v b="$1" -v s="$2" 'BEGIN {printf "%.1f", b / s / 1e6}'; }
 # rss_mib PID [FIELD]: VmRSS (or FIELD) of PID in MiB; -1 once it is gone.
 rss_mib() { awk -v f="${2:-VmRSS}:" '$1 == f {printf "%.1f", $2/1024; found = 1} END {if (!found) print -1}' "/proc/$1/status" 2>/dev/null || echo -1; }
 
@@ -260,16 +262,16 @@ measure_tool() {
 
   dropcaches
   t=$(now); cat "$DATA/$big" >/dev/null; secs=$(since "$t")
-  disk_mbps=$(awk -v b="$big_size" -v s="$secs" 'BEGIN {printf "%.1f", b / s / 1e6}')
+  disk_mbps=$(mbps "$big_size" "$secs")
   record "$rep" machine cat_cold_mbps "$disk_mbps"
   dropcaches
   t=$(now); dd if=/dev/zero of=/dev/null bs=512M count=1 status=none; secs=$(since "$t")
-  record "$rep" machine fresh_mem_mbps "$(awk -v s="$secs" 'BEGIN {printf "%.1f", 512 * 1048576 / s / 1e6}')"
+  record "$rep" machine fresh_mem_mbps "$(mbps $((512 << 20)) "$secs")"
   dropcaches
   t=$(now); cat "$root$big" >/dev/null || { failed "cat $big"; return 1; }; secs=$(since "$t")
-  record "$rep" "$tool" cat_cold_mbps "$(awk -v b="$big_size" -v s="$secs" 'BEGIN {printf "%.1f", b / s / 1e6}')"
+  record "$rep" "$tool" cat_cold_mbps "$(mbps "$big_size" "$secs")"
   t=$(now); cat "$root$big" >/dev/null || { failed "cat $big"; return 1; }; secs=$(since "$t")
-  record "$rep" "$tool" cat_warm_mbps "$(awk -v b="$big_size" -v s="$secs" 'BEGIN {printf "%.1f", b / s / 1e6}')"
+  record "$rep" "$tool" cat_warm_mbps "$(mbps "$big_size" "$secs")"
   cmp -s "$root$big" "$DATA/$big" || say "  $tool: $big read through the mount DIFFERS from the source"
 
   dropcaches

@@ -16,6 +16,9 @@ import (
 // kills spread over all of them.
 const stepDelay = 20 * time.Millisecond
 
+// stepLogged starts the line a prune run with --verbose logs at each step.
+const stepLogged = "msg=prune step="
+
 // pruneJSON is the part of "prune --json" the harness judges.
 type pruneJSON struct {
 	UnusedPacks int `json:"unused_packs"`
@@ -54,7 +57,6 @@ func crashPrune(h *harness) {
 		backup()
 	}
 	args := []string{"prune", "--verbose", "--json", "--max-unused", "0"}
-	const stepLogged = "msg=prune step="
 	backup()
 	h.forget()
 	r, span := h.complete(stepLogged, args...)
@@ -139,7 +141,7 @@ func stepsOf(stderr string) []string {
 func stepLines(stderr string) []string {
 	var steps []string
 	for line := range strings.Lines(stderr) {
-		if _, step, ok := strings.Cut(line, "msg=prune step="); ok {
+		if _, step, ok := strings.Cut(line, stepLogged); ok {
 			steps = append(steps, strings.TrimSuffix(step, "\n"))
 		}
 	}
