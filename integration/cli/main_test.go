@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hindsight-backup/hindsight/integration/hsrun"
 	"github.com/hindsight-backup/hindsight/integration/testtree"
 	"github.com/hindsight-backup/hindsight/integration/treecmp"
 )
@@ -56,25 +57,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	hsBin = filepath.Join(dir, "hindsight")
-	start := time.Now()
-	build := exec.Command(goTool(), "build", "-o", hsBin, "github.com/hindsight-backup/hindsight/cmd/hindsight")
-	if out, err := build.CombinedOutput(); err != nil {
-		// Not a skip: without the binary nothing here means anything.
-		fmt.Fprintf(os.Stderr, "building hindsight: %v\n%s", err, out)
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "integration/cli: built %s in %s\n", hsBin, time.Since(start).Round(time.Millisecond))
-	return m.Run()
-}
-
-// goTool finds the go command: test.sh puts it on PATH, but a developer's
-// IDE may run the tests with a PATH that lacks it.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return "/usr/local/go/bin/go"
+	return hsrun.Main(m, &hsBin)
 }
 
 // hsEnv is the caller's environment without any HINDSIGHT_* setting (a

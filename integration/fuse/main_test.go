@@ -9,7 +9,6 @@ package fuse
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hindsight-backup/hindsight/integration/hsrun"
 	"github.com/hindsight-backup/hindsight/integration/testtree"
 )
 
@@ -26,27 +26,7 @@ const testPassword = "fuse-test-password"
 
 var hsBin string // the binary TestMain built
 
-func TestMain(m *testing.M) { os.Exit(testMain(m)) }
-
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hindsight-fuse-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	hsBin = filepath.Join(dir, "hindsight")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = "/usr/local/go/bin/go"
-	}
-	out, err := exec.Command(goBin, "build", "-o", hsBin, "github.com/hindsight-backup/hindsight/cmd/hindsight").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building hindsight: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(hsrun.Main(m, &hsBin)) }
 
 // requireFUSE skips (or under CI fails) a test that cannot mount.
 func requireFUSE(t testing.TB) {
