@@ -3,11 +3,16 @@
 # kopia mount and borg mount, on the dataset of dataset.sh.
 #
 #   mount-compare.sh [--small] [--reps N] [--only TOOL[,TOOL...]] [--out FILE]
+#                    [--repos DIR]
 #
 #   --small      use the 10x smaller dataset (a quick run)
 #   --reps N     repetitions (default 3); the tool order rotates every rep
 #   --only T     run only these tools (hindsight, restic, kopia, borg)
 #   --out FILE   results JSON (default $BENCH_CACHE/results/mount-<time>.json)
+#   --repos DIR  make the repositories and mount points under DIR (default
+#                $BENCH_CACHE/run); --repos /dev/shm takes the disk out of
+#                the cold cat: what each mount makes of this machine's CPU
+#                (the run needs about three times the dataset's size there)
 #
 # Each tool backs the dataset up once into a fresh repository (not timed).
 # Then, per rep and tool, with the page cache dropped before each step:
@@ -43,6 +48,7 @@ reps=3
 small=
 only=hindsight,restic,kopia,borg
 out=
+repos=$BENCH_CACHE/run
 while [ $# -gt 0 ]; do
   case $1 in
     --reps) reps=$2; shift ;;
@@ -52,6 +58,8 @@ while [ $# -gt 0 ]; do
     --only=*) only=${1#*=} ;;
     --out) out=$2; shift ;;
     --out=*) out=${1#*=} ;;
+    --repos) repos=$2; shift ;;
+    --repos=*) repos=${1#*=} ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "mount-compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -72,7 +80,7 @@ LOG=${out%.json}.log
 RAW=${out%.json}.tsv
 : > "$LOG"
 : > "$RAW"
-RUN=$BENCH_CACHE/run/mount-$stamp
+RUN=$repos/mount-$stamp
 say() { printf '%s\n' "$*" | tee -a "$LOG" >&2; }
 
 # --- cleanup: every mount this run made, every process it started --------
@@ -153,7 +161,7 @@ dropcaches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 say "mount benchmark, $stamp"
 say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 say "dataset: $DATA ($data_entries entries; large files of $big_size bytes)"
-say "tools: ${tools[*]}; reps: $reps (order rotates each rep)"
+say "tools: ${tools[*]}; reps: $reps (order rotates each rep); repositories under $repos"
 for t in "${tools[@]}"; do say "  $t: $(version "$t")"; done
 load0=$(cut -d' ' -f1 /proc/loadavg)
 say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -337,8 +345,8 @@ jq -Rs --argjson metrics "$metrics" '
 ' "$RAW" > "$out"
 versions=$(for t in "${tools[@]}"; do jq -n --arg t "$t" --arg v "$(version "$t")" '{($t): $v}'; done | jq -s add)
 jq --arg stamp "$stamp" --arg data "$DATA" --argjson entries "$data_entries" --argjson reps "$reps" \
-   --argjson versions "$versions" --arg load "$load0 $(cut -d' ' -f1 /proc/loadavg)" \
-   '{run: {time: $stamp, dataset: $data, entries: $entries, reps: $reps, versions: $versions, loadavg_start_end: $load}} + .' \
+   --argjson versions "$versions" --arg load "$load0 $(cut -d' ' -f1 /proc/loadavg)" --arg repos "$repos" \
+   '{run: {time: $stamp, dataset: $data, entries: $entries, reps: $reps, repos: $repos, versions: $versions, loadavg_start_end: $load}} + .' \
    "$out" > "$out.tmp" && mv "$out.tmp" "$out"
 
 # table: label and values, tab-separated, as aligned columns with three
