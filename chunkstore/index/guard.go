@@ -51,9 +51,10 @@ type guard struct {
 	broken  atomic.Pointer[fatalError]
 }
 
-// checkSpace fails when the disk is below the reserve. A filesystem that
-// cannot tell its usage (an in-memory one) always passes.
-func (g *guard) checkSpace() error {
+// checkSpace fails when the disk has less free than the reserve and
+// extra. A filesystem that cannot tell its usage (an in-memory one) always
+// passes.
+func (g *guard) checkSpace(extra uint64) error {
 	u, err := g.fs.GetDiskUsage(g.dir)
 	if errors.Is(err, vfs.ErrUnsupported) {
 		return nil
@@ -65,9 +66,9 @@ func (g *guard) checkSpace() error {
 	if os.Geteuid() == 0 { // root may use the blocks reserved for it
 		free = u.TotalBytes - u.UsedBytes
 	}
-	if free < g.reserve {
-		return fmt.Errorf("%w: %s has %d KiB free; the index needs %d KiB free to open",
-			ErrNoSpace, g.dir, free>>10, g.reserve>>10)
+	if need := g.reserve + extra; free < need {
+		return fmt.Errorf("%w: %s has %d KiB free; the index needs %d KiB free",
+			ErrNoSpace, g.dir, free>>10, need>>10)
 	}
 	return nil
 }

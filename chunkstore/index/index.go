@@ -115,7 +115,7 @@ func Open(fs vfs.FS, dir string, o Options) (*DB, error) {
 		return nil, err
 	}
 	g := &guard{fs: fs, dir: dir, reserve: indexReserve}
-	if err := g.checkSpace(); err != nil {
+	if err := g.checkSpace(0); err != nil {
 		return nil, err
 	}
 	lock, err := pebble.LockDirectory(dir, fs)
@@ -182,12 +182,25 @@ func (d *DB) checkVersion() error {
 	return d.guard.write(func() error { return b.Commit(pebble.Sync) })
 }
 
-// Close releases the index; it is safe to call more than once. It flushes
-// no memtable: every durable write was already committed with Sync, and
-// Pebble syncs its log as it closes, which makes the rest durable too
-// (deletions of history rows, which need not be).
+// Close releases the index; it is safe to call more than once. Every
+// durable write was already committed with Sync, and Pebble syncs its log
+// as it closes, which makes the rest durable too (deletions of history
+// rows, which need not be). A process that wrote flushes its memtable
+// first, though not for durability: otherwise the next process to open
+// the index replays the log before it can answer: a mount right after a
+// full backup of the bench tree answered in 0.37-0.60 s instead of
+// 0.17-0.20 (after an incremental one, 0.36-0.41 instead of 0.12). The
+// writer ends anyway; the flush costs it what the next open would have
+// paid (backup times unchanged within their noise).
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
+		// Pebble retries a failed flush forever, and Close waits for
+		// it: without room for the memtables twice over (a table, and
+		// the compaction it may start), the log is left to the next
+		// open, as before.
+		if m := d.db.Metrics(); m.WAL.Size > 0 && d.guard.checkSpace(2*m.MemTable.Size) == nil {
+			_ = d.guard.write(d.db.Flush)
+		}
 		// A broken DB may fail again while closing; the files are released
 		// either way when the process ends.
 		d.closeErr = d.guard.recoverFatal(d.db.Close)
