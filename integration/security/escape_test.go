@@ -119,7 +119,9 @@ func TestRestoreStaysInTarget(t *testing.T) {
 			names: map[string]string{"zz": ".."},
 			sub:   &craftedTree{nodes: []snapshot.Node{file("esc")}, files: payload}}},
 		{name: "directory named .", tree: &craftedTree{nodes: []snapshot.Node{dir("z")},
-			names: map[string]string{"z": "."},
+			// With its length byte: a lone "z" also turns up in the
+			// tree's random bytes (the subtree's ID) about one run in ten.
+			names: map[string]string{"\x01z": "\x01."},
 			sub:   &craftedTree{nodes: []snapshot.Node{file("esc")}, files: payload}}},
 		{name: "name with slashes", tree: &craftedTree{nodes: []snapshot.Node{file("zz_zz_zz_outside_rel")},
 			names: map[string]string{"zz_zz_zz_outside_rel": "../../../outside/rel"},
